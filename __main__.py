@@ -1,0 +1,3 @@
+from mlrepo.commands.cli import main
+
+main()

@@ -1,0 +1,48 @@
+"""Resolving the names users type (``f1``, ``lr``, ``metrics.f1.val``) to columns of the index."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+
+from mlrepo.repo_index.table import MetricInfo
+
+
+class UsageError(ValueError):
+    """The user named something that does not exist or is ambiguous; the message lists what does exist."""
+
+
+def _choices(options: Sequence[str], limit: int = 12) -> str:
+    shown = ", ".join(options[:limit])
+    return shown + (f", … ({len(options)} in all)" if len(options) > limit else "")
+
+
+def resolve_column(name: str, columns: Sequence[str], metrics: dict[str, MetricInfo] | None = None) -> str:
+    """Exact column, else ``metrics.NAME`` / ``params.NAME``, else a metric's recorded name when it is unique."""
+    if name in columns:
+        return name
+    candidates = [c for c in (f"metrics.{name}", f"params.{name}") if c in columns]
+    if not candidates and metrics:
+        bare = name.removeprefix("metrics.")
+        candidates = [col for col, info in metrics.items() if info.name == bare]
+    if len(candidates) == 1:
+        return candidates[0]
+    if len(candidates) > 1:
+        raise UsageError(f"{name!r} is ambiguous: it names {_choices(sorted(candidates))}")
+    close = difflib.get_close_matches(name, columns, n=5, cutoff=0.5)
+    hint = f"; did you mean {_choices(close)}?" if close else ""
+    raise UsageError(f"unknown column {name!r}{hint}")
+
+
+def resolve_metric(name: str, columns: Sequence[str], metrics: dict[str, MetricInfo]) -> str:
+    """A ranking metric: like ``resolve_column`` but only metric columns count, and the error lists them."""
+    metric_cols = [c for c in columns if c.startswith("metrics.")]
+    if not metric_cols:
+        raise UsageError(f"unknown metric {name!r}: no model here records any metric")
+    try:
+        col = resolve_column(name, metric_cols, metrics)
+    except UsageError as exc:
+        if "ambiguous" in str(exc):
+            raise
+        raise UsageError(f"unknown metric {name!r}; metrics are: {_choices(sorted(metric_cols), 30)}") from None
+    return col

@@ -1,0 +1,105 @@
+"""The ``--where`` language: SQL-like boolean expressions, handed to polars' SQL engine.
+
+The only rewriting done here is what SQL cannot read as is: dotted column names are quoted, short names are
+resolved (``f1`` -> ``metrics.f1``), ``==`` becomes ``=`` and ``tags contains 'x'`` becomes ``array_contains``.
+Everything else (and/or/not, comparisons, in, like, is null, parentheses) is polars' own SQL.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import polars as pl
+
+from mlrepo.repo_index.columns import UsageError, resolve_column
+from mlrepo.repo_index.table import MetricInfo
+
+_TOKEN = re.compile(
+    r"""(?P<str>'(?:[^']|'')*')|(?P<qid>"[^"]*")|(?P<num>\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+)"""
+    r"""|(?P<id>[A-Za-z_][\w.\-/]*[\w])|(?P<id1>[A-Za-z_])|(?P<op>==|!=|<>|<=|>=|[=<>(),+*/%-])|(?P<ws>\s+)"""
+)
+KEYWORDS = {
+    "and", "or", "not", "in", "is", "null", "like", "ilike", "between", "true", "false", "contains",
+}
+FUNCTIONS = {"array_contains", "lower", "upper", "abs", "coalesce", "length", "cast", "try_cast", "as",
+             "double", "int", "varchar", "date", "timestamp", "now"}
+
+
+def _tokens(text: str) -> list[tuple[str, str]]:
+    pos, out = 0, []
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if m is None:
+            raise UsageError(f"bad --where: unexpected {text[pos:pos + 12]!r} at character {pos + 1}")
+        kind = m.lastgroup or ""
+        if kind != "ws":
+            out.append(("id" if kind == "id1" else kind, m.group()))
+        pos = m.end()
+    return out
+
+
+def to_sql(text: str, columns: Sequence[str], metrics: dict[str, MetricInfo] | None = None,
+           list_columns: Sequence[str] = ("tags",)) -> str:
+    """Rewrite a ``--where`` expression into polars SQL over ``columns``."""
+    if not text.strip():
+        raise UsageError("bad --where: the expression is empty")
+    tokens = _tokens(text)
+    out: list[str] = []
+    i = 0
+    while i < len(tokens):
+        kind, value = tokens[i]
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else ("", "")
+        if kind in ("id", "qid"):
+            name = value[1:-1] if kind == "qid" else value
+            lower = name.lower()
+            if kind == "id" and lower in KEYWORDS:
+                out.append(lower.upper())
+            elif kind == "id" and lower in FUNCTIONS and (nxt[1] == "(" or lower in {"as", "double", "int"}):
+                out.append(value)
+            else:
+                col = resolve_column(name, columns, metrics)
+                if nxt[0] == "id" and nxt[1].lower() == "contains":
+                    if i + 2 >= len(tokens):
+                        raise UsageError(f"bad --where: nothing after 'contains' in {text!r}")
+                    needle = tokens[i + 2][1]
+                    if col in list_columns:
+                        out.append(f'array_contains("{col}", {needle})')
+                    else:
+                        inner = needle[1:-1] if needle.startswith("'") else needle
+                        out.append(f"\"{col}\" LIKE '%{inner}%'")
+                    i += 3
+                    continue
+                out.append(f'"{col}"')
+        elif kind == "op" and value == "==":
+            out.append("=")
+        else:
+            out.append(value)
+        i += 1
+    return " ".join(out)
+
+
+def where(frame: pl.DataFrame, text: str | None, metrics: dict[str, MetricInfo] | None = None) -> pl.DataFrame:
+    """Rows of ``frame`` that match ``text`` (all rows when it is None)."""
+    if text is None:
+        return frame
+    expr = compile_where(frame, text, metrics)
+    try:
+        return frame.filter(expr)
+    except pl.exceptions.PolarsError as exc:
+        raise UsageError(f"bad --where {text!r}: {_short(exc)}") from None
+
+
+def compile_where(frame: pl.DataFrame, text: str, metrics: dict[str, MetricInfo] | None = None) -> pl.Expr:
+    sql = to_sql(text, frame.columns, metrics,
+                 [c for c, t in frame.schema.items() if isinstance(t, pl.List)])
+    try:
+        expr = pl.sql_expr(sql)
+        frame.head(0).filter(expr)  # type errors and unknown functions surface here, not mid-command
+    except pl.exceptions.PolarsError as exc:
+        raise UsageError(f"bad --where {text!r}: {_short(exc)}") from None
+    return expr
+
+
+def _short(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0][:300]

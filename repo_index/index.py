@@ -1,0 +1,101 @@
+"""The index of a root: scan (or revalidate the cache), then one polars DataFrame with the public columns."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from mlrepo.repo_index.cache import Cache
+from mlrepo.repo_index.scanner import ScanResult, Scanner
+from mlrepo.repo_index.table import BASE_COLUMNS, HIDDEN_SCHEMA, MetricInfo, build_frame, merge_info, public_names
+
+
+class IndexError_(Exception):
+    """The root itself cannot be indexed (missing, not a folder)."""
+
+
+@dataclass(slots=True)
+class ScanStats:
+    read: int = 0
+    reused: int = 0
+    seconds: float = 0.0
+    cache_written: bool = False
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+class Index:
+    """One row per model under ``root``. ``df`` is the public table; ``metrics`` describes its metric columns."""
+
+    def __init__(self, root: str, raw: pl.DataFrame, info: dict[str, MetricInfo], stats: ScanStats) -> None:
+        self.root = root
+        self.raw = raw
+        self.stats = stats
+        names = public_names(info)
+        self.metrics: dict[str, MetricInfo] = {names[k]: v for k, v in info.items() if k in raw.columns}
+        public = raw.drop(HIDDEN_SCHEMA.keys()).rename({k: v for k, v in names.items() if k in raw.columns})
+        metric_cols = sorted(c for c in public.columns if c.startswith("metrics."))
+        param_cols = sorted(c for c in public.columns if c.startswith("params."))
+        self.df: pl.DataFrame = public.select([*BASE_COLUMNS, *metric_cols, *param_cols])
+
+    def __len__(self) -> int:
+        return self.df.height
+
+    @property
+    def metric_columns(self) -> list[str]:
+        return [c for c in self.df.columns if c.startswith("metrics.")]
+
+    @property
+    def param_columns(self) -> list[str]:
+        return [c for c in self.df.columns if c.startswith("params.")]
+
+    def counts_by_format(self) -> dict[str, int]:
+        return dict(Counter(self.df["format"].to_list()))
+
+    def unreadable(self) -> pl.DataFrame:
+        return self.df.filter(pl.col("error").is_not_null()).select("id", "path", "format", "error")
+
+    def to_pandas(self):
+        return self.df.to_pandas()
+
+
+def _drop_empty(frame: pl.DataFrame) -> pl.DataFrame:
+    """Metric and param columns that no model has any more are not columns of the index."""
+    empty = [c for c in frame.columns
+             if c.startswith(("metrics.", "params.")) and frame[c].null_count() == frame.height]
+    return frame.drop(empty)
+
+
+def open_index(root: str | os.PathLike[str] = ".", *, rebuild: bool = False, use_cache: bool = True) -> Index:
+    """Index ``root``: revalidate the cache against the disk (re-reading only what changed), or scan afresh."""
+    start = time.perf_counter()
+    root = os.path.abspath(os.path.expanduser(os.fspath(root)))
+    if not os.path.isdir(root):
+        raise IndexError_(f"{root}: not a folder" if os.path.exists(root) else f"{root}: no such folder")
+    cache = Cache(root)
+    loaded = None if rebuild or not use_cache else cache.load()
+    previous_frame, previous, previous_info = loaded if loaded else (None, None, {})
+    result: ScanResult = Scanner(root, previous=previous, extra_skip=[cache.dir]).scan()
+
+    store_of = {f.rel: store for store, (_stamp, rels) in result.stores.items() for f in result.store_found
+                if f.rel in rels}
+    fresh, fresh_info = build_frame([*result.found, *result.store_found], store_of=store_of)
+    reused = set(result.reused) | set(result.store_reused)
+    parts = [fresh]
+    if previous_frame is not None and reused:
+        parts.insert(0, previous_frame.filter(pl.col("_rel").is_in(list(reused))))
+    raw = pl.concat(parts, how="diagonal_relaxed") if len(parts) > 1 else fresh
+    raw = _drop_empty(raw.unique("_rel", keep="last", maintain_order=True).sort("path"))
+    info = {k: v for k, v in merge_info([previous_info, fresh_info]).items() if k in raw.columns}
+
+    stats = ScanStats(read=len(result.found) + len(result.store_found), reused=len(reused),
+                      skipped=result.skipped)
+    changed = (previous_frame is None or stats.read > 0 or raw.height != previous_frame.height
+               or result.skeleton != previous.skeleton)
+    if use_cache and changed:
+        stats.cache_written = cache.save(raw, result.skeleton, result.stores, info)
+    stats.seconds = time.perf_counter() - start
+    return Index(root, raw, info, stats)

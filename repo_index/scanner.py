@@ -1,0 +1,302 @@
+"""One walk over a root: finds model folders, sizes them and reads their metadata in worker threads.
+
+The walk lists every directory once (``os.scandir``); a directory a reader claims is sized by the same worker
+that reads its metadata, so no second walk is needed for ``du``. With the previous scan at hand (the cache), a
+directory whose mtime has not changed is not listed again, and a model whose stamp (the mtimes of its folders
+and metadata files) has not changed is not read again: revalidation costs a few ``stat`` calls per model.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as stat_mod
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from mlrepo.repo_index.readers import Place, Reader, StoreReader, default_readers, default_store_readers
+from mlrepo.repo_index.records import ModelRecord
+
+#: Folders never searched for models: mlrepo's own, version control, environments, caches.
+SKIP_DIRS = frozenset({
+    ".mlrepo", ".git", ".hg", ".svn", ".venv", "venv", "__pycache__", "node_modules", ".tox", ".nox",
+    ".mypy_cache", ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints", ".dvc", ".cache",
+})
+# A folder to visit: its rel, its listing when already made, and whether readers were already asked about it.
+Pending = tuple[str, "tuple[list[os.DirEntry], frozenset[str]] | None", bool]
+WORKERS = min(8, (os.cpu_count() or 2) * 2)
+
+
+@dataclass(slots=True)
+class Found:
+    """A model as scanned: the reader's record plus what revalidation needs."""
+
+    record: ModelRecord
+    rel: str
+    dirs: list[str]  # folders inside the model, relative to it ("" is the model folder)
+    stamp: int
+
+
+@dataclass(slots=True)
+class Previous:
+    """What the last scan knew, so an unchanged tree is revalidated with ``stat`` calls only."""
+
+    models: dict[str, tuple[str, list[str], list[str], int]]  # rel -> (format, dirs, meta_files, stamp)
+    skeleton: dict[str, int]  # rel -> mtime_ns of each searched folder that is not a model
+    stores: dict[str, tuple[int, list[str]]]  # store file rel -> (stamp, rels of its models)
+    children: dict[str, list[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for rel in list(self.skeleton) + list(self.models):
+            if rel:
+                self.children.setdefault(os.path.dirname(rel), []).append(rel)
+
+
+@dataclass(slots=True)
+class ScanResult:
+    found: list[Found]  # models read in this scan
+    reused: list[str]  # rels of models taken unchanged from the previous scan
+    skeleton: dict[str, int]
+    stores: dict[str, tuple[int, list[str]]]
+    store_found: list[Found]
+    store_reused: list[str]
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why) for folders that could not be listed
+
+
+def _mtime(path: str) -> int:
+    try:
+        return os.lstat(path).st_mtime_ns
+    except OSError:
+        return -1
+
+
+def stamp_of(path: str, dirs: Sequence[str], meta_files: Sequence[str]) -> int:
+    """A number that changes when a folder's listing or a metadata file changes."""
+    parts: list[int] = []
+    for rel in dirs:
+        parts.append(_mtime(os.path.join(path, rel) if rel else path))
+    for rel in meta_files:
+        try:
+            st = os.lstat(os.path.join(path, rel))
+            parts.extend((st.st_mtime_ns, st.st_size))
+        except OSError:
+            parts.extend((-1, -1))
+    return hash(tuple(parts))
+
+
+def _walk_model(path: str) -> tuple[int, int, list[str], int, int]:
+    """Size, file count, inner folders and min/max mtime of a model folder; symlinks are counted, not followed."""
+    size = n_files = 0
+    dirs = [""]
+    lo, hi = 1 << 62, 0
+    stack = [""]
+    while stack:
+        rel = stack.pop()
+        try:
+            with os.scandir(os.path.join(path, rel) if rel else path) as it:
+                entries = list(it)
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            sub = f"{rel}/{entry.name}" if rel else entry.name
+            if stat_mod.S_ISDIR(st.st_mode):
+                dirs.append(sub)
+                stack.append(sub)
+                continue
+            size += st.st_size
+            n_files += 1
+            lo = min(lo, st.st_mtime_ns)
+            hi = max(hi, st.st_mtime_ns)
+    return size, n_files, dirs, lo, hi
+
+
+def _utc(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc)
+
+
+def scan_model(reader: Reader, place: Place) -> Found:
+    """Read one claimed folder and size it (runs in a worker thread)."""
+    try:
+        record = reader.read(place)
+    except Exception as exc:  # a reader bug must not sink the index: report it on the model
+        record = ModelRecord(path=place.path, format=reader.format, name=os.path.basename(place.path))
+        record.add_error(f"reader failed: {type(exc).__name__}: {exc}")
+    size, n_files, dirs, lo, hi = _walk_model(place.path)
+    record.size_bytes, record.n_files = size, n_files
+    dir_mtime = _mtime(place.path)
+    if record.updated_at is None:
+        record.updated_at = _utc(max(hi, dir_mtime))
+    if record.created_at is None:
+        record.created_at = _utc(lo if n_files else dir_mtime)
+    return Found(record, place.rel, dirs, stamp_of(place.path, dirs, record.meta_files))
+
+
+def _list(path: str) -> tuple[list[os.DirEntry], frozenset[str]]:
+    with os.scandir(path) as it:
+        entries = list(it)
+    return entries, frozenset(e.name for e in entries)
+
+
+class Scanner:
+    """Walks ``root`` once; ``previous`` (from the cache) lets it skip what has not changed."""
+
+    def __init__(
+        self,
+        root: str,
+        readers: Iterable[Reader] | None = None,
+        store_readers: Iterable[StoreReader] | None = None,
+        previous: Previous | None = None,
+        extra_skip: Iterable[str] = (),
+    ) -> None:
+        self.root = os.path.abspath(root)
+        self.readers = list(readers) if readers is not None else default_readers()
+        self.by_format = {r.format: r for r in self.readers}
+        self.store_readers = list(store_readers) if store_readers is not None else default_store_readers()
+        self.store_files = {name: r for r in self.store_readers for name in r.store_files}
+        self.previous = previous
+        self.skip_paths = {os.path.abspath(p) for p in extra_skip}
+
+    # -- helpers -------------------------------------------------------------------------------------------
+    def _abs(self, rel: str) -> str:
+        return os.path.join(self.root, rel) if rel else self.root
+
+    def _claim(self, place: Place) -> Reader | None:
+        return next((r for r in self.readers if r.claim(place)), None)
+
+    # -- the walk ------------------------------------------------------------------------------------------
+    def scan(self) -> ScanResult:
+        prev = self.previous
+        result = ScanResult([], [], {}, {}, [], [])
+        futures: list[Future[Found]] = []
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            stack: list[Pending] = [("", None, True)]
+            self._stack = stack
+            while stack:
+                rel, listing, claimed = stack.pop()
+                path = self._abs(rel)
+                mtime = _mtime(path)
+                if mtime < 0:
+                    continue
+                if listing is None and prev is not None and prev.skeleton.get(rel) == mtime:
+                    result.skeleton[rel] = mtime
+                    self._visit_unchanged(rel, pool, futures, result, stack)
+                    continue
+                try:
+                    entries, names = listing or _list(path)
+                except OSError as exc:
+                    result.skipped.append((path, exc.strerror or str(exc)))
+                    continue
+                if not claimed:  # a known plain folder that changed may have become a model
+                    place = Place(path, rel, names, self._names_of(os.path.dirname(rel)))
+                    reader = self._claim(place)
+                    if reader is not None:
+                        futures.append(pool.submit(scan_model, reader, place))
+                        continue
+                result.skeleton[rel] = mtime
+                self._visit_listed(rel, entries, names, pool, futures, result, stack)
+            result.found = [f.result() for f in futures]
+        return result
+
+    def _visit_unchanged(self, rel: str, pool: ThreadPoolExecutor, futures: list, result: ScanResult,
+                         stack: list[Pending]) -> None:
+        """A folder whose listing is as before: revisit its known children without listing it."""
+        prev = self.previous
+        assert prev is not None
+        self._check_stores(rel, None, result)
+        for child in prev.children.get(rel, ()):
+            if child in prev.skeleton:
+                stack.append((child, None, False))
+            elif child in prev.models:
+                self._revalidate_model(child, pool, futures, result)
+
+    def _revalidate_model(self, rel: str, pool: ThreadPoolExecutor, futures: list, result: ScanResult) -> None:
+        fmt, dirs, meta_files, stamp = self.previous.models[rel]  # type: ignore[union-attr]
+        path = self._abs(rel)
+        if stamp_of(path, dirs, meta_files) == stamp:
+            result.reused.append(rel)
+            return
+        reader = self.by_format.get(fmt)
+        try:
+            _entries, names = _list(path)
+        except OSError:
+            return  # gone
+        if reader is None or not reader.claim(Place(path, rel, names, frozenset())):
+            # no longer the same kind of model (or claimed through its parent): decide afresh
+            reader = self._claim(Place(path, rel, names, self._names_of(os.path.dirname(rel))))
+        if reader is None:
+            self._stack.append((rel, (_entries, names), True))  # now a plain folder: search inside it
+            return
+        futures.append(pool.submit(scan_model, reader, Place(path, rel, names, frozenset())))
+
+    def _names_of(self, rel: str) -> frozenset[str]:
+        try:
+            return _list(self._abs(rel))[1]
+        except OSError:
+            return frozenset()
+
+    def _visit_listed(self, rel: str, entries: list[os.DirEntry], names: frozenset[str],
+                      pool: ThreadPoolExecutor, futures: list, result: ScanResult, stack: list[Pending]) -> None:
+        self._check_stores(rel, names, result)
+        for entry in entries:
+            if entry.name in SKIP_DIRS:
+                continue
+            try:
+                if not entry.is_dir(follow_symlinks=False):
+                    continue
+            except OSError:
+                continue
+            child = f"{rel}/{entry.name}" if rel else entry.name
+            child_path = entry.path
+            if child_path in self.skip_paths or child in result.skeleton:
+                continue
+            prev = self.previous
+            if prev is not None and child in prev.models:
+                self._revalidate_model(child, pool, futures, result)
+                continue
+            if prev is not None and child in prev.skeleton:
+                stack.append((child, None, False))
+                continue
+            try:
+                child_entries, child_names = _list(child_path)
+            except OSError as exc:
+                result.skipped.append((child_path, exc.strerror or str(exc)))
+                continue
+            place = Place(child_path, child, child_names, names)
+            reader = self._claim(place)
+            if reader is not None:
+                futures.append(pool.submit(scan_model, reader, place))
+            else:
+                stack.append((child, (child_entries, child_names), True))
+
+    def _check_stores(self, rel: str, names: frozenset[str] | None, result: ScanResult) -> None:
+        """Store files (``mlflow.db``) in this folder: re-read when their stamp changed."""
+        if not self.store_files:
+            return
+        candidates = names if names is not None else frozenset(
+            os.path.basename(k) for k in (self.previous.stores if self.previous else {})
+            if os.path.dirname(k) == rel)
+        for name in candidates & self.store_files.keys():
+            file_rel = f"{rel}/{name}" if rel else name
+            file_path = self._abs(file_rel)
+            stamp = stamp_of(file_path, [""], [f"{file_path}-wal"])
+            prev = self.previous.stores.get(file_rel) if self.previous else None
+            if prev is not None and prev[0] == stamp:
+                result.stores[file_rel] = prev
+                result.store_reused.extend(prev[1])
+                continue
+            records = self.store_files[name].read_store(file_path, self.root)
+            found = []
+            for record in records:
+                model_rel = os.path.relpath(record.path, self.root)
+                if os.path.isdir(record.path):
+                    size, n_files, dirs, lo, hi = _walk_model(record.path)
+                    record.size_bytes, record.n_files = size, n_files
+                    self.skip_paths.add(os.path.abspath(record.path))
+                found.append(Found(record, model_rel, [], stamp))
+            result.stores[file_rel] = (stamp, [f.rel for f in found])
+            result.store_found.extend(found)
