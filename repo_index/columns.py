@@ -21,10 +21,18 @@ def resolve_column(name: str, columns: Sequence[str], metrics: dict[str, MetricI
     """Exact column, else ``metrics.NAME`` / ``params.NAME``, else a metric's recorded name when it is unique."""
     if name in columns:
         return name
+    recorded = [col for col, info in (metrics or {}).items() if info.name == name and col in columns]
+    if len(recorded) > 1:  # a bare metric name recorded for several datasets/splits names all of them
+        raise UsageError(f"{name!r} is ambiguous: it names {_choices(sorted(recorded))}")
     candidates = [c for c in (f"metrics.{name}", f"params.{name}") if c in columns]
     if not candidates and metrics:
         bare = name.removeprefix("metrics.")
         candidates = [col for col, info in metrics.items() if info.name == bare]
+    if not candidates:  # a nested key by its last part: params.lr -> params.optimizer.lr, when that is unique
+        space, _, tail = name.rpartition(".") if name.startswith(("params.", "metrics.")) else ("", "", name)
+        prefixes = (space + ".",) if space in ("params", "metrics") else ("params.", "metrics.")
+        if not space or space in ("params", "metrics"):
+            candidates = [c for c in columns if c.startswith(prefixes) and c.endswith("." + tail)]
     if len(candidates) == 1:
         return candidates[0]
     if len(candidates) > 1:

@@ -99,3 +99,27 @@ def open_index(root: str | os.PathLike[str] = ".", *, rebuild: bool = False, use
         stats.cache_written = cache.save(raw, result.skeleton, result.stores, info)
     stats.seconds = time.perf_counter() - start
     return Index(root, raw, info, stats)
+
+
+def find_model(index: Index, ref: str) -> dict[str, object]:
+    """A model by id (or unique id prefix), path, or ``repo/line/name``; raises UsageError naming the choices."""
+    from mlrepo.repo_index.columns import UsageError
+
+    df = index.df
+    path = os.path.abspath(os.path.expanduser(ref))
+    hits = df.filter(pl.col("path") == path)
+    if hits.is_empty():
+        hits = df.filter(pl.col("id").str.starts_with(ref.lower())) if len(ref) >= 4 else hits.clear()
+    if hits.is_empty():
+        parts = ref.strip("/").split("/")
+        keys = ["repo", "line", "name"][-len(parts):] if 1 <= len(parts) <= 3 else []
+        cond = pl.lit(bool(keys))
+        for key, part in zip(keys, parts, strict=False):
+            cond = cond & (pl.col(key) == part)
+        hits = df.filter(cond)
+    if hits.height == 1:
+        return hits.row(0, named=True)
+    if hits.is_empty():
+        raise UsageError(f"no model {ref!r} under {index.root} (give an id, a path or repo/line/name)")
+    choices = ", ".join(f"{r['id']} ({r['repo']}/{r['line']}/{r['name']})" for r in hits.head(8).iter_rows(named=True))
+    raise UsageError(f"{ref!r} matches {hits.height} models: {choices}")

@@ -1,0 +1,295 @@
+"""The ``mlrepo`` command line. Every command is a thin shell over ``repo_index`` and the operations here."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+
+import click
+import polars as pl
+from rich.console import Console
+
+from mlrepo.commands import output
+from mlrepo.repo_index import Index, IndexError_, open_index
+from mlrepo.repo_index.columns import UsageError, resolve_column
+from mlrepo.repo_index.filtering import where
+from mlrepo.repo_index.index import find_model
+
+EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED = 1, 2, 3
+INACTIVE = ("deleted", "trashed", "archived")
+DEFAULT_LS = ("id", "repo", "line", "name", "format", "status", "size_bytes", "updated_at")
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _load(root: str, rebuild: bool = False) -> Index:
+    try:
+        return open_index(root, rebuild=rebuild)
+    except IndexError_ as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _split(values: tuple[str, ...]) -> list[str]:
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+root_arg = click.argument("root", default=".", type=click.Path(file_okay=False, path_type=str))
+
+
+def where_opt(f: Callable) -> Callable:
+    return click.option("--where", "where_expr", metavar="EXPR",
+                        help="Only models matching EXPR, e.g. \"metrics.f1 > 0.8 and params.model = 'rf'\".")(f)
+
+
+def format_opt(default: str = "table", choices: tuple[str, ...] = output.LIST_FORMATS) -> Callable:
+    return click.option("--format", "fmt", type=click.Choice(choices), default=default, show_default=True,
+                        help="Output format.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(package_name="mlrepo")
+def cli() -> None:
+    """One index over every model folder under a root (Cascade, MLflow, Lightning, HF Trainer, metrics.json):
+    browse, rank, compare, prune and archive."""
+
+
+@cli.command()
+@root_arg
+@click.option("--rebuild", is_flag=True, help="Ignore the cache and read every model again.")
+def index(root: str, rebuild: bool) -> None:
+    """Build or refresh the index cache; print the models found, by format."""
+    idx = _load(root, rebuild)
+    by_format = ", ".join(f"{fmt} {n}" for fmt, n in sorted(idx.counts_by_format().items()))
+    bad = idx.unreadable()
+    click.echo(f"{len(idx)} models ({by_format or 'none'}) under {idx.root}")
+    click.echo(f"{bad.height} could not be read fully" + (":" if bad.height else ""))
+    for row in bad.head(50).iter_rows(named=True):
+        err.print(f"  {row['path']}: {row['error']}", markup=False)
+    for path, why in idx.stats.skipped:
+        err.print(f"  skipped {path}: {why}", markup=False)
+    click.echo(f"read {idx.stats.read}, unchanged {idx.stats.reused}, {idx.stats.seconds:.2f} s")
+
+
+@cli.command(name="ls")
+@root_arg
+@where_opt
+@click.option("--sort", "sort_col", metavar="COL", help="Sort by this column (a metric name works too).")
+@click.option("--asc/--desc", default=None, help="Sort direction (default: best first for metrics, else asc).")
+@click.option("--limit", type=click.IntRange(min=0), help="Show at most N models.")
+@click.option("--columns", multiple=True, metavar="COLS", help="Columns to show, comma-separated; 'all' for all.")
+@format_opt()
+def ls(root: str, where_expr: str | None, sort_col: str | None, asc: bool | None, limit: int | None,
+       columns: tuple[str, ...], fmt: str) -> None:
+    """List models."""
+    idx = _load(root)
+    frame = where(idx.df, where_expr, idx.metrics)
+    if sort_col:
+        col = resolve_column(sort_col, frame.columns, idx.metrics)
+        if asc is None:  # metrics best first, everything else ascending
+            from mlrepo.repo_index.ranking import rank_keys
+
+            asc = not col.startswith("metrics.") or rank_keys([col], [], frame.columns, idx.metrics)[0].mode == "min"
+        frame = frame.sort(col, descending=not asc, nulls_last=True, maintain_order=True)
+    if limit is not None:
+        frame = frame.head(limit)
+    wanted = _split(columns)
+    if wanted == ["all"]:
+        cols = frame.columns
+    elif wanted:
+        cols = [resolve_column(c, frame.columns, idx.metrics) for c in wanted]
+    else:
+        cols = frame.columns if fmt != "table" else [*DEFAULT_LS, *idx.metric_columns]
+    output.write(frame.select(cols), fmt)
+    if fmt == "table":
+        shown = f"{frame.height} of {len(idx)} models" if frame.height != len(idx) else f"{len(idx)} models"
+        err.print(shown, style="dim")
+
+
+@cli.command()
+@root_arg
+@click.option("--metric", "metrics", multiple=True, required=True, metavar="M",
+              help="Metric to rank by; repeat to break ties (--metric f1 --metric loss).")
+@click.option("--mode", "modes", multiple=True, type=click.Choice(["max", "min"]),
+              help="Override the direction (once for the first metric, or once per --metric).")
+@click.option("--per", type=click.Choice(["line", "repo"]), help="One best model per line or per repo.")
+@click.option("--all-status", is_flag=True, help="Also consider archived, trashed and deleted models.")
+@where_opt
+@click.option("--format", "fmt", type=click.Choice(["path", "json", "jsonl", "csv", "table", "md"]),
+              default="path", show_default=True)
+def best(root: str, metrics: tuple[str, ...], modes: tuple[str, ...], per: str | None, all_status: bool,
+         where_expr: str | None, fmt: str) -> None:
+    """Print the best model's path (one per group with --per): cp -r "$(mlrepo best --metric f1)" deploy/"""
+    from mlrepo.repo_index.ranking import best as best_of, rank_keys
+
+    idx = _load(root)
+    keys = rank_keys(_split(metrics), list(modes), idx.df.columns, idx.metrics)
+    frame = where(idx.df, where_expr, idx.metrics)
+    if not all_status:
+        frame = frame.filter(~pl.col("status").is_in(INACTIVE))
+    winners = best_of(frame, keys, per or "all")
+    err.print("ranked by " + "; then ".join(k.describe() for k in keys), style="dim")
+    if winners.is_empty():
+        raise click.ClickException(f"no model has {keys[0].column}")
+    if fmt == "path":
+        for path in winners["path"]:
+            click.echo(path)
+        return
+    shown = [*DEFAULT_LS[:4], "path", *dict.fromkeys(k.column for k in keys)]
+    output.write(winners.select(shown) if fmt in ("table", "md") else winners.drop("rank"), fmt)
+
+
+def _model_and_index(ref: str, root: str | None) -> tuple[Index, dict]:
+    if root is None:
+        path = os.path.abspath(ref)
+        inside_cwd = os.path.commonpath([path, os.getcwd()]) == os.getcwd()
+        root = "." if not os.path.isdir(path) or inside_cwd else os.path.dirname(os.path.dirname(
+            os.path.dirname(path)))
+    idx = _load(root)
+    return idx, find_model(idx, ref)
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--root", type=click.Path(file_okay=False), help="Root to look in (default: current folder).")
+@format_opt(choices=("table", "json"))
+def show(model: str, root: str | None, fmt: str) -> None:
+    """Everything known about one model (MODEL: id, path, or repo/line/name)."""
+    from mlrepo.commands.views import model_panel
+
+    idx, row = _model_and_index(model, root)
+    if fmt == "json":
+        output.write(pl.DataFrame([row]), "json")
+        return
+    output.stdout_console().print(model_panel(row, idx))
+
+
+@cli.command()
+@click.argument("model_a")
+@click.argument("model_b")
+@click.option("--root", type=click.Path(file_okay=False), help="Root to look in (default: current folder).")
+@click.option("--all", "show_all", is_flag=True, help="Also list params and metrics that are equal.")
+def diff(model_a: str, model_b: str, root: str | None, show_all: bool) -> None:
+    """Params and metrics of two models side by side, differences marked."""
+    from mlrepo.commands.views import diff_table
+
+    idx, a = _model_and_index(model_a, root)
+    b = find_model(idx, model_b)
+    output.stdout_console().print(diff_table(a, b, idx, show_all))
+
+
+@cli.command()
+@root_arg
+@click.option("--line", "line_ref", metavar="L", help="Only this line (name or repo/line).")
+@click.option("--metric", metavar="M", help="Show this metric at each node.")
+@where_opt
+def history(root: str, line_ref: str | None, metric: str | None, where_expr: str | None) -> None:
+    """The parameter-history tree of each line: every model under the earlier one it differs least from."""
+    from mlrepo.commands.views import history_trees
+    from mlrepo.repo_index.columns import resolve_metric
+
+    idx = _load(root)
+    frame = where(idx.df, where_expr, idx.metrics)
+    if line_ref:
+        repo, _, line = line_ref.rpartition("/")
+        frame = frame.filter((pl.col("line") == line) & (pl.lit(not repo) | (pl.col("repo") == repo)))
+        if frame.is_empty():
+            raise UsageError(f"no line {line_ref!r}; lines are: " + ", ".join(
+                sorted({f"{r}/{ln}" for r, ln in idx.df.select("repo", "line").iter_rows() if ln})[:20]))
+    col = resolve_metric(metric, idx.df.columns, idx.metrics) if metric else None
+    console = output.stdout_console()
+    for tree in history_trees(frame, col):
+        console.print(tree)
+
+
+@cli.command()
+@root_arg
+@click.option("--by", type=click.Choice(["repo", "line", "model"]), default="repo", show_default=True)
+@click.option("--top", type=click.IntRange(min=1), help="Only the N largest.")
+@where_opt
+@format_opt()
+def du(root: str, by: str, top: int | None, where_expr: str | None, fmt: str) -> None:
+    """Disk usage by repo, line or model, largest first."""
+    from mlrepo.commands.views import usage_table
+    from mlrepo.repo_index.disk import usage
+
+    idx = _load(root)
+    frame = usage(where(idx.df, where_expr, idx.metrics), by, top)
+    if fmt == "table":
+        output.stdout_console().print(usage_table(frame, by))
+    else:
+        output.write(frame, fmt)
+
+
+@cli.command()
+@root_arg
+@where_opt
+@click.option("--format", "fmt", type=click.Choice(output.EXPORT_FORMATS), default="csv", show_default=True)
+@click.option("-o", "--output", "out", type=click.Path(dir_okay=False), help="Write to FILE instead of stdout.")
+def export(root: str, where_expr: str | None, fmt: str, out: str | None) -> None:
+    """The whole index, for scripts and notebooks."""
+    idx = _load(root)
+    frame = where(idx.df, where_expr, idx.metrics)
+    if out:
+        with open(out, "wb") as fh:
+            output.write(frame, fmt, fh)
+        err.print(f"{frame.height} models written to {out}", style="dim")
+    else:
+        if fmt == "parquet" and sys.stdout.isatty():
+            raise UsageError("parquet is binary: give -o FILE or redirect stdout")
+        output.write(frame, fmt)
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+def demo(directory: str) -> None:
+    """Write a realistic demo repository into DIRECTORY."""
+    from mlrepo.commands.demo import write_demo
+
+    if os.path.isdir(directory) and os.listdir(directory):
+        raise UsageError(f"{directory} is not empty; give a new or empty folder")
+    n = write_demo(directory)
+    click.echo(f"wrote {n} models to {os.path.abspath(directory)}; try: mlrepo ls {directory}")
+
+
+def _not_yet(name: str, help_text: str) -> None:
+    @cli.command(name=name, help=help_text + " (coming in the next release)",
+                 context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+    def _command() -> None:
+        raise click.ClickException(f"'mlrepo {name}' is not available in this version yet")
+
+
+_not_yet("tui", "The terminal app: browse, sort, compare, trace and pick models.")
+_not_yet("prune", "Remove the models that no keep rule keeps (to the trash by default).")
+_not_yet("archive", "Move models into compressed archives; they stay in the index as archived.")
+_not_yet("restore", "Bring archived or trashed models back, byte for byte.")
+_not_yet("watch", "Stream index changes as JSON lines.")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one clear line on stderr for every error, never a traceback."""
+    try:
+        code = cli.main(args=argv, prog_name="mlrepo", standalone_mode=False)
+    except click.exceptions.Abort:
+        err.print("aborted", markup=False)
+        code = EXIT_FAILED
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except UsageError as exc:
+        err.print(f"mlrepo: error: {exc}", markup=False)
+        code = EXIT_USAGE
+    except KeyboardInterrupt:
+        code = 130
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away (| head): not an error
+        code = 0
+    except Exception as exc:  # the promise: a message, not a traceback
+        err.print(f"mlrepo: error: {type(exc).__name__}: {exc}", markup=False)
+        code = EXIT_FAILED
+    except BaseException as exc:  # pyo3 panics (polars) are BaseExceptions; exits and interrupts pass
+        if isinstance(exc, (SystemExit, GeneratorExit)):
+            raise
+        err.print(f"mlrepo: error: internal error in a library: {exc}", markup=False)
+        code = EXIT_FAILED
+    sys.exit(code if isinstance(code, int) else 0)

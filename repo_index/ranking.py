@@ -1,0 +1,84 @@
+"""Ranking models by metrics: direction from metadata, else from the metric's name; ties broken by further metrics."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import polars as pl
+
+from mlrepo.repo_index.columns import UsageError, resolve_metric
+from mlrepo.repo_index.table import MetricInfo
+
+#: Words that mark a metric as minimised when its metadata does not say.
+MINIMISED = frozenset({
+    "loss", "error", "err", "mse", "mae", "rmse", "rmsle", "msle", "mape", "smape", "wer", "cer", "ter",
+    "perplexity", "ppl", "latency", "nll", "logloss", "cost", "regret", "distance", "fid", "eer", "fpr", "fnr",
+    "runtime", "duration", "seconds", "time", "brier", "hamming",
+})
+_WORDS = re.compile(r"[A-Za-z]+")
+GROUPS = {"line": ["repo", "line"], "repo": ["repo"], "all": []}
+
+
+def direction_by_name(name: str) -> str:
+    words = {w.lower() for w in _WORDS.findall(name)}
+    lowered = name.lower()
+    if words & MINIMISED or lowered.endswith(("loss", "error")):
+        return "min"
+    return "max"
+
+
+@dataclass(frozen=True, slots=True)
+class RankKey:
+    column: str
+    mode: str  # "max" | "min"
+    source: str  # "metadata" | "name" | "--mode"
+
+    def describe(self) -> str:
+        verb = "maximised" if self.mode == "max" else "minimised"
+        return f"{self.column} {verb} (from {self.source})"
+
+
+def rank_keys(names: Sequence[str], modes: Sequence[str], columns: Sequence[str],
+              metrics: dict[str, MetricInfo]) -> list[RankKey]:
+    """Resolve ``--metric`` names (the first ranks, the rest break ties) and their directions.
+
+    ``--mode`` given once applies to the first metric; given as often as ``--metric``, pairwise.
+    """
+    if not names:
+        raise UsageError("--metric is required")
+    if len(modes) > 1 and len(modes) != len(names):
+        raise UsageError("give --mode once (for the first metric) or once per --metric")
+    keys = []
+    for i, name in enumerate(names):
+        col = resolve_metric(name, columns, metrics)
+        mode = modes[i] if i < len(modes) else None
+        if mode:
+            keys.append(RankKey(col, mode, "--mode"))
+            continue
+        info = metrics.get(col)
+        if info is not None and info.direction:
+            keys.append(RankKey(col, info.direction, "metadata"))
+        else:
+            keys.append(RankKey(col, direction_by_name(info.name if info else col), "name"))
+    return keys
+
+
+def rank(frame: pl.DataFrame, keys: Sequence[RankKey], per: str = "all") -> pl.DataFrame:
+    """Rows ordered best first within each group, with a ``rank`` column (1 = best); rows lacking the first
+    metric are left out."""
+    group = GROUPS[per]
+    ranked = frame.filter(pl.col(keys[0].column).is_not_null() & pl.col(keys[0].column).is_not_nan())
+    ranked = ranked.sort(
+        [*group, *(k.column for k in keys), "updated_at"],
+        descending=[*([False] * len(group)), *(k.mode == "max" for k in keys), True],
+        nulls_last=True,
+        maintain_order=True,
+    )
+    order = pl.int_range(1, pl.len() + 1, dtype=pl.Int64)
+    return ranked.with_columns((order.over(group) if group else order).alias("rank"))
+
+
+def best(frame: pl.DataFrame, keys: Sequence[RankKey], per: str = "all") -> pl.DataFrame:
+    return rank(frame, keys, per).filter(pl.col("rank") == 1)

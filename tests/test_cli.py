@@ -1,0 +1,170 @@
+"""The CLI as DESIGN.md writes it, run as a subprocess on real Cascade output."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+
+import polars as pl
+import pytest
+
+from conftest import CASCADE_012, CASCADE_018
+
+
+@pytest.fixture
+def ws(copy_fixture):
+    return copy_fixture(CASCADE_018)
+
+
+def _names(out: str) -> set[str]:
+    return {"/".join(p.rstrip("/").split("/")[-3:]) for p in out.split()}
+
+
+def test_best_minimises_direction_down_from_metadata(ws, cli):
+    """score_d is not loss-like by name; only its metadata says lower is better."""
+    r = cli("best", ws, "--metric", "score_d")
+    assert r.code == 0, r.err
+    assert r.out.strip() == str(ws / "tabular" / "sgd_sweep" / "00003")
+    assert "minimised (from metadata)" in r.err
+    r = cli("best", ws, "--metric", "score_d", "--mode", "max")
+    assert r.out.strip().endswith("sgd_sweep/00001") and "--mode" in r.err
+
+
+def test_best_loss_without_being_told(ws, cli):
+    r = cli("best", ws / "vision" / "cnn_small", "--metric", "loss")
+    assert r.code == 0, r.err
+    assert r.out.strip().endswith("cnn_small/00001")  # 0.9 < 0.95; 00002's NaN is no candidate
+
+
+def test_ambiguous_and_unknown_metric_are_usage_errors(ws, cli):
+    r = cli("best", ws, "--metric", "loss")
+    assert r.code == 2 and "ambiguous" in r.err and "metrics.loss.train" in r.err
+    assert "Traceback" not in r.err
+    r = cli("best", ws, "--metric", "nope")
+    assert r.code == 2 and "unknown metric" in r.err and "metrics.score_d" in r.err
+
+
+def test_best_per_line_and_tie_break(ws, cli):
+    r = cli("best", ws, "--metric", "f1.digits.val", "--per", "line")
+    assert r.code == 0 and _names(r.out) == {"tabular/rf_baseline/00002"}
+    r = cli("best", ws, "--metric", "metrics.accuracy", "--per", "line", "--format", "json")
+    rows = json.loads(r.out)
+    assert {(x["line"], x["name"]) for x in rows} == {("rf_baseline", "00002"), ("cnn_small", "00001")}
+    # tie-break: every sgd_sweep model has optimizer.momentum 0.9; rank by loss.val then score_d
+    r = cli("best", ws / "tabular" / "sgd_sweep", "--metric", "loss.val", "--metric", "score_d")
+    assert r.out.strip().endswith("00003")
+
+
+def test_where_selects_exactly(ws, cli):
+    r = cli("ls", ws, "--where", "metrics.accuracy > 0.8 and params.lr = 0.01", "--format", "json")
+    assert r.code == 0, r.err
+    assert {(x["line"], x["name"]) for x in json.loads(r.out)} == {("rf_baseline", "00001"),
+                                                                  ("rf_baseline", "00002")}
+    r = cli("ls", ws, "--where", "params.optimizer.name = 'sgd' OR params.epochs >= 30", "--format", "jsonl")
+    got = {(x["line"], x["name"]) for x in map(json.loads, r.out.splitlines())}
+    expected = {("rf_baseline", f"0000{i}") for i in range(4)} | {("sgd_sweep", f"0000{i}") for i in range(4)} \
+        | {("00000", "00002")} | {("cnn_small", f"0000{i}") for i in range(3)}
+    assert got == expected
+    r = cli("ls", ws, "--where", "tags contains 'best'", "--format", "csv")
+    assert len(pl.read_csv(io.StringIO(r.out))) == 2
+    r = cli("ls", ws, "--where", "NOT (params.optimizer.name = 'sgd') and epochs < 30", "--format", "json")
+    assert {x["name"] for x in json.loads(r.out)} == {"00000", "00001"}  # vision/00000 line
+
+
+@pytest.mark.parametrize("expr, why", [("metrics.f1.digits.val >", "unable to parse"),
+                                       ("nosuch > 1", "unknown column"), ("f1 > 0.5", "ambiguous"),
+                                       ("", "empty")])
+def test_bad_where_is_usage_error(ws, cli, expr, why):
+    r = cli("ls", ws, "--where", expr)
+    assert r.code == 2 and why in r.err and "Traceback" not in r.err
+
+
+def test_ls_sort_limit_columns_formats(ws, cli):
+    r = cli("ls", ws, "--sort", "score_d", "--limit", "2", "--columns", "name,score_d", "--format", "csv")
+    assert r.out.splitlines() == ["name,metrics.score_d", "00003,8.0", "00002,9.75"]
+    r = cli("ls", ws, "--sort", "score_d", "--desc", "--limit", "1", "--columns", "score_d", "--format", "csv")
+    assert r.out.splitlines()[1] == "15.25"
+    r = cli("ls", ws, "--format", "md", "--columns", "name", "--limit", "1")
+    assert r.out.startswith("| name") and "|---" in r.out.replace(" ", "")
+    r = cli("ls", ws)
+    assert r.code == 0 and "14 models" in r.err and "rf_baseline" in r.out
+
+
+def test_index_counts(ws, cli):
+    r = cli("index", ws)
+    assert r.code == 0 and "14 models (cascade 14)" in r.out and "1 could not be read fully" in r.out
+    assert "cnn_small/00002" in r.err
+    r = cli("index", ws, "--rebuild")
+    assert "read 14" in r.out
+
+
+def test_show_and_diff(ws, cli):
+    r = cli("show", "tabular/rf_baseline/00002", "--root", ws)
+    assert r.code == 0 and "labrador" not in r.out and "0.87" in r.out and "optimizer.lr" in r.out
+    r = cli("show", ws / "tabular" / "rf_baseline" / "00002", "--format", "json")
+    row = json.loads(r.out)[0]
+    assert row["metrics.accuracy"] == 0.87 and row["tags"] == ["best", "candidate"]
+    r = cli("show", row["id"][:6], "--root", ws)
+    assert r.code == 0 and row["id"] in r.out
+    r = cli("show", "00002", "--root", ws)
+    assert r.code == 2 and "matches" in r.err
+    r = cli("diff", "rf_baseline/00001", "rf_baseline/00002", "--root", ws)
+    assert r.code == 0 and "params.epochs" in r.out and "params.model" not in r.out
+
+
+def test_history_tree(ws, cli):
+    r = cli("history", ws, "--line", "tabular/rf_baseline", "--metric", "metrics.accuracy")
+    assert r.code == 0, r.err
+    lines = r.out.splitlines()
+    assert lines[0] == "tabular/rf_baseline"
+    # 00001 changed lr from 00000; 00002 changed epochs from 00001; 00003 changed two keys from 00002
+    assert "optimizer.lr: 0.1 → 0.01" in r.out and "epochs: 10 → 30" in r.out
+    depth = {ln.split()[-1] if False else ln.lstrip("│├└─ "): len(ln) - len(ln.lstrip("│├└─ ")) for ln in lines[1:]}
+    ordered = sorted(depth.items(), key=lambda kv: kv[1])
+    assert [k[:5] for k, _ in ordered] == ["00000", "00001", "00002", "00003"]
+    r = cli("history", ws, "--line", "nope")
+    assert r.code == 2 and "rf_baseline" in r.err
+
+
+def test_du_and_export(ws, cli, tmp_path):
+    r = cli("du", ws, "--by", "line", "--format", "json")
+    rows = json.loads(r.out)
+    assert rows == sorted(rows, key=lambda x: -x["size_bytes"]) and len(rows) == 4
+    assert sum(x["models"] for x in rows) == 14
+    total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(ws / "tabular" / "rf_baseline")
+                for f in fs if not d.endswith("rf_baseline"))
+    assert next(x for x in rows if x["line"] == "rf_baseline")["size_bytes"] == total
+    r = cli("du", ws, "--by", "model", "--top", "3")
+    assert r.code == 0 and "█" in r.out
+    for fmt in ("csv", "json", "jsonl", "parquet", "md"):
+        out = tmp_path / f"index.{fmt}"
+        r = cli("export", ws, "--format", fmt, "-o", out)
+        assert r.code == 0 and out.stat().st_size > 0, r.err
+    back = pl.read_parquet(tmp_path / "index.parquet")
+    assert back.height == 14 and "metrics.score_d" in back.columns
+    assert pl.read_csv(tmp_path / "index.csv").height == 14
+    assert len(json.loads((tmp_path / "index.json").read_text())) == 14
+
+
+def test_usage_errors_and_placeholders(cli, tmp_path):
+    r = cli("ls", tmp_path / "missing")
+    assert r.code == 2 and "no such folder" in r.err
+    r = cli("ls", tmp_path, "--bogus")
+    assert r.code == 2
+    r = cli("--help")
+    for command in ("tui", "index", "ls", "best", "show", "diff", "history", "du", "prune", "archive", "restore",
+                    "export", "watch", "demo"):
+        assert command in r.out
+
+
+def test_012_best_and_python_api():
+    import mlrepo
+    from mlrepo.repo_index.ranking import best, rank_keys
+
+    idx = mlrepo.open_index(CASCADE_012, use_cache=False)
+    keys = rank_keys(["loss"], [], idx.df.columns, idx.metrics)
+    assert keys[0].mode == "min" and keys[0].source == "name"
+    assert best(idx.df, keys)["name"].to_list() == ["00002"]
+    pdf = idx.to_pandas()
+    assert len(pdf) == 6 and "metrics.loss" in pdf.columns
