@@ -252,6 +252,26 @@ def demo(directory: str) -> None:
     click.echo(f"wrote {n} models to {os.path.abspath(directory)}; try: mlrepo ls {directory}")
 
 
+@cli.command()
+@click.argument("root", default=".", type=click.Path(file_okay=False, exists=True, path_type=str))
+@click.option("--demo", is_flag=True, help="Open a generated demo repository instead of ROOT.")
+def tui(root: str, demo: bool) -> None:
+    """The terminal app: browse, sort, filter and pick models; `p` prints the selected model's path."""
+    if demo:
+        import platformdirs
+
+        from mlrepo.commands.demo import write_demo
+
+        root = os.path.join(platformdirs.user_cache_dir("mlrepo"), "demo")
+        if not os.path.isdir(root):
+            write_demo(root)
+    from mlrepo.tui.app import MlrepoApp  # textual only loads for this command
+
+    picked = MlrepoApp(root, label="demo" if demo else root).run()
+    if picked:
+        click.echo(picked)
+
+
 def _not_yet(name: str, help_text: str) -> None:
     @cli.command(name=name, help=help_text + " (coming in the next release)",
                  context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -259,7 +279,6 @@ def _not_yet(name: str, help_text: str) -> None:
         raise click.ClickException(f"'mlrepo {name}' is not available in this version yet")
 
 
-_not_yet("tui", "The terminal app: browse, sort, compare, trace and pick models.")
 _not_yet("prune", "Remove the models that no keep rule keeps (to the trash by default).")
 _not_yet("archive", "Move models into compressed archives; they stay in the index as archived.")
 _not_yet("restore", "Bring archived or trashed models back, byte for byte.")
