@@ -298,5 +298,7 @@ class Scanner:
                     record.size_bytes, record.n_files = size, n_files
                     self.skip_paths.add(os.path.abspath(record.path))
                 found.append(Found(record, model_rel, [], stamp))
-            result.stores[file_rel] = (stamp, [f.rel for f in found])
+            failed = len(records) == 1 and records[0].path == file_path and bool(records[0].errors)
+            # a store that could not be read (locked, corrupt) is read again next time, changed or not
+            result.stores[file_rel] = (-1 if failed else stamp, [f.rel for f in found])
             result.store_found.extend(found)

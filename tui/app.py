@@ -146,7 +146,7 @@ class MlrepoApp(App[str | None]):
         bad = self.index.unreadable().height
         extra = f"  ·  {bad} unreadable" if bad else ""
         sort = f"  ·  sorted by {self.view.sort}" if self.view.sort else ""
-        self.query_one("#status", Static).update(f"{count}  ·  {size}  ·  {self.label}{extra}{sort}")
+        self.query_one("#status", Static).update(f"{count}{sort}{extra}  ·  {size}  ·  {self.label}")
 
     def selected_id(self) -> str | None:
         if self.frame is None or self.frame.is_empty():

@@ -44,9 +44,16 @@ class StoreReader(Protocol):
 def default_readers() -> list[Reader]:
     from mlrepo.repo_index.readers.cascade import CascadeReader
     from mlrepo.repo_index.readers.generic import GenericReader
+    from mlrepo.repo_index.readers.hf_trainer import HfTrainerReader
+    from mlrepo.repo_index.readers.lightning import LightningReader
+    from mlrepo.repo_index.readers.mlflow_file import MlflowFileReader
 
-    return [CascadeReader(), GenericReader()]
+    # MLflow first: its claim is decided from names alone, where Cascade's parses the meta.yaml every run has.
+    # The generic reader claims any folder with metrics.json, so it is asked last.
+    return [MlflowFileReader(), CascadeReader(), LightningReader(), HfTrainerReader(), GenericReader()]
 
 
 def default_store_readers() -> list[StoreReader]:
-    return []
+    from mlrepo.repo_index.readers.mlflow_sqlite import MlflowSqliteReader
+
+    return [MlflowSqliteReader()]
