@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -41,6 +42,13 @@ class ModelRecord:
     is_best: bool | None = None  # the source itself recorded this model as the best (HF Trainer)
     size_bytes: int = 0
     n_files: int = 0
+
+    @classmethod
+    def in_folder(cls, path: str, fmt: str) -> "ModelRecord":
+        """A record grouped by place, as most formats lay models out: grandparent / parent / folder."""
+        parent = os.path.dirname(path)
+        return cls(path=path, format=fmt, repo=os.path.basename(os.path.dirname(parent)) or None,
+                   line=os.path.basename(parent) or None, name=os.path.basename(path))
 
     def add_error(self, message: str) -> None:
         self.errors.append(message)

@@ -71,14 +71,7 @@ class CascadeReader:
 
     def read(self, place: Place) -> ModelRecord:
         path = place.path
-        line_dir = os.path.dirname(path)
-        rec = ModelRecord(
-            path=path,
-            format=self.format,
-            repo=os.path.basename(os.path.dirname(line_dir)) or None,
-            line=os.path.basename(line_dir) or None,
-            name=os.path.basename(path),
-        )
+        rec = ModelRecord.in_folder(path, self.format)
         meta = meta_file(place.names)
         if meta is None:
             rec.add_error("meta file missing")

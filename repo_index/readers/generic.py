@@ -20,14 +20,7 @@ class GenericReader:
 
     def read(self, place: Place) -> ModelRecord:
         path = place.path
-        parent = os.path.dirname(path)
-        rec = ModelRecord(
-            path=path,
-            format=self.format,
-            repo=os.path.basename(os.path.dirname(parent)) or None,
-            line=os.path.basename(parent) or None,
-            name=os.path.basename(path),
-        )
+        rec = ModelRecord.in_folder(path, self.format)
         metrics_name = next(n for n in METRIC_FILES if n in place.names)
         params_name = next((n for n in PARAM_FILES if n in place.names), None)
         rec.meta_files = [metrics_name] + ([params_name] if params_name else [])

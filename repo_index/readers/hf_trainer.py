@@ -56,15 +56,8 @@ class HfTrainerReader:
 
     def read(self, place: Place) -> ModelRecord:
         path = place.path
-        out_dir = os.path.dirname(path)
-        name = os.path.basename(path)
-        rec = ModelRecord(
-            path=path,
-            format=self.format,
-            repo=os.path.basename(os.path.dirname(out_dir)) or None,
-            line=os.path.basename(out_dir) or None,
-            name=name,
-        )
+        rec = ModelRecord.in_folder(path, self.format)
+        out_dir, name = os.path.dirname(path), os.path.basename(path)
         # the best checkpoint can change when a sibling appears or the run ends: ".." makes the output dir's
         # listing part of this model's stamp, "../trainer_state.json" the final state
         rec.meta_files = [n for n in (STATE, CONFIG) if n in place.names] + ["..", f"../{STATE}"]

@@ -112,14 +112,7 @@ class LightningReader:
 
     def read(self, place: Place) -> ModelRecord:
         path = place.path
-        logger_dir = os.path.dirname(path)
-        rec = ModelRecord(
-            path=path,
-            format=self.format,
-            repo=os.path.basename(os.path.dirname(logger_dir)) or None,
-            line=os.path.basename(logger_dir) or None,
-            name=os.path.basename(path),
-        )
+        rec = ModelRecord.in_folder(path, self.format)
         rec.meta_files = [m for m in MARKERS if m in place.names]
         if "hparams.yaml" in place.names:
             try:
