@@ -66,8 +66,8 @@ def _quality(params: dict, knobs: dict, rng: random.Random) -> float:
     score = 0.0
     for i, (knob, values) in enumerate(sorted(knobs.items())):
         pos = values.index(_get(params, knob)) / max(len(values) - 1, 1)
-        score += math.sin(1.3 + pos * (2 + i % 3)) * 0.6 / len(knobs)
-    return min(0.99, max(0.05, 0.72 + score + rng.gauss(0, 0.02)))
+        score += math.sin(1.3 + pos * (2 + i % 3)) * 0.3 / len(knobs)
+    return min(0.99, max(0.05, 0.64 + score + rng.gauss(0, 0.015)))
 
 
 def _write(path: str, text: str) -> None:

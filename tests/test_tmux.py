@@ -44,7 +44,7 @@ def test_tui_in_tmux_filters_sorts_and_prints_the_pick(copy_fixture, tmp_path):
         _tmux("send-keys", "-t", session, "-l", "params.optimizer.name = 'sgd'")
         _tmux("send-keys", "-t", session, "Enter")
         _wait_for(session, "10 of 14 models")
-        _tmux("send-keys", "-t", session, "Right", "Right", "Right", "s")
+        _tmux("send-keys", "-t", session, "Right", "Right", "s")
         screen = _wait_for(session, "sorted by name")
         assert "name▲" in screen
         _tmux("send-keys", "-t", session, "p")

@@ -63,7 +63,7 @@ async def test_sort_key_toggles_direction(root):
     app = MlrepoApp(str(root))
     async with app.run_test(size=(160, 40)) as pilot:
         await _loaded(pilot, app)
-        await pilot.press("right", "right", "right")  # cursor to the "name" column
+        await pilot.press("right", "right")  # past repo and line: "name"
         await pilot.press("s")
         await pilot.pause(0.2)
         assert app.view.sort == "name" and not app.view.descending

@@ -1,4 +1,5 @@
-"""The Textual app: the models table with a filter box, a detail pane and a status line.
+"""The Textual app: the models table with a filter box, a detail pane and a status line, and the screens
+for parameter history, disk usage, comparison and metric curves.
 
 The index is loaded in a thread worker and handed back by message, so the UI answers keys while a large root
 loads; every error from a worker surfaces as a notification, never a crash.
@@ -6,7 +7,7 @@ loads; every error from a worker surfaces as a notification, never a crash.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 from textual import on, work
@@ -14,6 +15,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
+from textual.suggester import SuggestFromList
 from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState
 from textual_fastdatatable import DataTable
@@ -23,18 +25,23 @@ from mlrepo.commands.views import model_panel
 from mlrepo.repo_index import Index, open_index
 from mlrepo.repo_index.columns import UsageError, resolve_column
 from mlrepo.repo_index.filtering import where
-from mlrepo.repo_index.ranking import rank_keys
+from mlrepo.repo_index.ranking import direction_by_name, rank_keys
+from mlrepo.tui.palette import ActionsProvider, ModelsProvider
 
-SHOWN = ("repo", "line", "name", "format", "status", "size_bytes", "updated_at")
+GROUPING = ("repo", "line", "name")
+FACTS = ("size_bytes", "updated_at", "status", "format")
+MARK = "●"
 
 
 @dataclass
 class View:
-    """What the table shows: the filter and sort the user chose (kept across reloads)."""
+    """What the table shows: filter, sort and columns the user chose (kept across reloads)."""
 
     where: str | None = None
     sort: str | None = None
     descending: bool = False
+    columns: list[str] | None = None  # None: the defaults (grouping, all metrics, params that vary)
+    recent: list[str] = field(default_factory=list)  # filters used, newest first
 
 
 class IndexLoaded(Message):
@@ -48,16 +55,32 @@ class MlrepoApp(App[str | None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "mlrepo"
+    COMMANDS = App.COMMANDS | {ActionsProvider, ModelsProvider}
     BINDINGS = [
         Binding("slash", "focus_filter", "Filter", id="filter"),
-        Binding("s", "sort", "Sort by column", id="sort"),
-        Binding("b", "best", "Best by column", id="best"),
+        Binding("s", "sort", "Sort", id="sort"),
+        Binding("b", "best", "Best", id="best"),
+        Binding("m", "mark", "Mark", id="mark"),
+        Binding("c", "compare", "Compare", id="compare"),
+        Binding("h", "history", "History", id="history"),
+        Binding("d", "disk", "Disk", id="disk"),
+        Binding("g", "curves", "Curves", id="curves"),
+        Binding("o", "choose_columns", "Columns", id="columns"),
+        Binding("less_than_sign", "move_column(-1)", "Move column left", show=False, id="column_left"),
+        Binding("greater_than_sign", "move_column(1)", "Move column right", show=False, id="column_right"),
         Binding("p", "pick", "Pick & quit", id="pick"),
-        Binding("r", "reload", "Reload", id="reload"),
+        Binding("r", "reload", "Reload", show=False, id="reload"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="clear_filter"),
         Binding("question_mark", "show_help_panel", "Keys", id="help"),
         Binding("q", "quit", "Quit", id="quit"),
     ]
+
+    #: actions of the models table; other screens have their own keys and do not show these
+    TABLE_ACTIONS = frozenset({"focus_filter", "sort", "best", "mark", "compare", "history", "disk", "curves",
+                               "choose_columns", "move_column", "pick", "clear_filter"})
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return action not in self.TABLE_ACTIONS or len(self.screen_stack) == 1
 
     def __init__(self, root: str, label: str | None = None) -> None:
         super().__init__()
@@ -66,9 +89,11 @@ class MlrepoApp(App[str | None]):
         self.index: Index | None = None
         self.view = View()
         self.frame: pl.DataFrame | None = None
+        self.marked: set[str] = set()
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="filter, e.g.  metrics.f1 > 0.8 and params.optimizer.name = 'sgd'", id="filter")
+        yield Input(placeholder="filter, e.g.  metrics.f1 > 0.8 and params.optimizer.name = 'sgd'   (/ to focus)",
+                    id="filter")
         with Horizontal(id="body"):
             yield DataTable(id="models", data=pl.DataFrame({"loading": []}))
             with VerticalScroll(id="detail"):
@@ -92,20 +117,27 @@ class MlrepoApp(App[str | None]):
 
     async def on_index_loaded(self, message: IndexLoaded) -> None:
         self.index = message.index
+        self.marked &= set(self.index.df["id"])
         await self.refresh_table()
 
     # -- the table -----------------------------------------------------------------------------------------
-    def columns(self) -> list[str]:
+    def default_columns(self) -> list[str]:
         assert self.index is not None
         df = self.index.df
         varying = [c for c in self.index.param_columns if df[c].n_unique() > 1]
-        return ["id", *SHOWN, *self.index.metric_columns, *varying]
+        return [*GROUPING, *self.index.metric_columns, *FACTS, *varying]
 
-    async def refresh_table(self, keep_cursor: bool = True) -> None:
-        """Apply the view to the index and show it, keeping the selected model under the cursor."""
+    def shown_columns(self) -> list[str]:
+        assert self.index is not None
+        wanted = self.view.columns or self.default_columns()
+        return [c for c in wanted if c in self.index.df.columns and c != "id"]
+
+    async def refresh_table(self, keep_cursor: bool = True, focus_id: str | None = None) -> None:
+        """Apply the view to the index and show it, keeping the selected model (or ``focus_id``) and the column
+        under the cursor."""
         if self.index is None:
             return
-        selected = self.selected_id() if keep_cursor else None
+        selected = focus_id or (self.selected_id() if keep_cursor else None)
         column = self.query_one("#models", DataTable).cursor_column
         frame = self.index.df
         filter_box = self.query_one("#filter", Input)
@@ -119,24 +151,26 @@ class MlrepoApp(App[str | None]):
         if self.view.sort:
             frame = frame.sort(self.view.sort, descending=self.view.descending, nulls_last=True,
                                maintain_order=True)
-        cols = self.columns()
-        self.frame = frame.select(cols)
+        cols = self.shown_columns()
+        self.frame = frame.select("id", *cols)  # the table shows a mark column where the frame has the id
         shown = self.frame.with_columns(
-            pl.col("size_bytes").map_elements(human_size, return_dtype=pl.String),
-            pl.col("updated_at").dt.strftime("%Y-%m-%d %H:%M"),
+            pl.when(pl.col("id").is_in(list(self.marked))).then(pl.lit(MARK)).otherwise(pl.lit("")).alias(" "),
+            pl.col("size_bytes").map_elements(human_size, return_dtype=pl.String) if "size_bytes" in cols else [],
+            pl.col("updated_at").dt.strftime("%Y-%m-%d %H:%M") if "updated_at" in cols else [],
             pl.col(pl.Float64).round(4),
-        )
-        labels = [("size" if c == "size_bytes" else c.removeprefix("metrics."))
-                  + (("▼" if self.view.descending else "▲") if c == self.view.sort else "") for c in cols]
+            pl.col(pl.List(pl.String)).list.join(", "),
+        ).select(" ", *cols)
+        labels = [" "] + [("size" if c == "size_bytes" else c.removeprefix("metrics."))
+                          + (("▼" if self.view.descending else "▲") if c == self.view.sort else "") for c in cols]
         await self.query_one("#models", DataTable).remove()
-        table = DataTable(id="models", data=shown, column_labels=labels,
-                          max_column_content_width=40, show_row_labels=False, zebra_stripes=True)
+        table = DataTable(id="models", data=shown, column_labels=labels, max_column_content_width=40,
+                          show_row_labels=False, zebra_stripes=True)
         await self.query_one("#body", Horizontal).mount(table, before=0)
         hit = self.frame["id"].index_of(selected) if selected is not None else None
-        self.call_after_refresh(table.move_cursor, row=hit or 0, column=min(column, len(cols) - 1))
+        self.call_after_refresh(table.move_cursor, row=hit or 0, column=min(max(column, 1), len(cols)))
         table.focus()
         self.update_status()
-        self.show_detail(0 if self.frame.height else None)
+        self.show_detail(hit or 0 if self.frame.height else None)
 
     def update_status(self) -> None:
         assert self.index is not None and self.frame is not None
@@ -144,9 +178,15 @@ class MlrepoApp(App[str | None]):
         count = f"{self.frame.height} of {total} models" if self.frame.height != total else f"{total} models"
         size = human_size(int(self.index.df["size_bytes"].sum() or 0))
         bad = self.index.unreadable().height
-        extra = f"  ·  {bad} unreadable" if bad else ""
-        sort = f"  ·  sorted by {self.view.sort}" if self.view.sort else ""
-        self.query_one("#status", Static).update(f"{count}{sort}{extra}  ·  {size}  ·  {self.label}")
+        parts = [count]
+        if self.view.sort:
+            parts.append(f"sorted by {self.view.sort}")
+        if self.marked:
+            parts.append(f"{len(self.marked)} marked")
+        if bad:
+            parts.append(f"{bad} unreadable (filter: error is not null)")
+        parts += [size, self.label]
+        self.query_one("#status", Static).update("  ·  ".join(parts))
 
     def selected_id(self) -> str | None:
         if self.frame is None or self.frame.is_empty():
@@ -154,24 +194,45 @@ class MlrepoApp(App[str | None]):
         row = self.query_one("#models", DataTable).cursor_row
         return self.frame["id"][row] if 0 <= row < self.frame.height else None
 
+    def selected_row(self) -> dict | None:
+        model_id = self.selected_id()
+        if model_id is None or self.index is None:
+            return None
+        return self.index.df.row(by_predicate=pl.col("id") == model_id, named=True)
+
     def show_detail(self, row_index: int | None) -> None:
         body = self.query_one("#detail-body", Static)
         if self.index is None or self.frame is None or row_index is None or row_index >= self.frame.height:
             body.update("")
             return
         model_id = self.frame["id"][row_index]
-        row = self.index.df.row(by_predicate=pl.col("id") == model_id, named=True)
-        body.update(model_panel(row, self.index))
+        body.update(model_panel(self.index.df.row(by_predicate=pl.col("id") == model_id, named=True), self.index))
+
+    def current_column(self) -> str | None:
+        """The index column under the cursor (the table's mark column stands where the frame has the id)."""
+        if self.frame is None:
+            return None
+        col = self.query_one("#models", DataTable).cursor_column
+        return self.frame.columns[col] if 1 <= col < self.frame.width else None
 
     @on(DataTable.CellHighlighted)
     def _cell_highlighted(self, event: DataTable.CellHighlighted) -> None:
         self.show_detail(event.coordinate.row)
 
-    # -- actions -------------------------------------------------------------------------------------------
+    @on(DataTable.HeaderSelected)
+    async def _header_clicked(self, event: DataTable.HeaderSelected) -> None:
+        if self.frame is not None and 1 <= event.column_index < self.frame.width:
+            await self.sort_by(self.frame.columns[event.column_index])
+
+    # -- filter --------------------------------------------------------------------------------------------
     @on(Input.Submitted, "#filter")
     async def _filter(self, event: Input.Submitted) -> None:
-        self.view.where = event.value.strip() or None
+        text = event.value.strip() or None
+        self.view.where = text
         await self.refresh_table()
+        if text and not event.input.has_class("-error"):
+            self.view.recent = [text, *(r for r in self.view.recent if r != text)][:20]
+            event.input.suggester = SuggestFromList(self.view.recent, case_sensitive=False)
 
     def action_focus_filter(self) -> None:
         self.query_one("#filter", Input).focus()
@@ -181,21 +242,18 @@ class MlrepoApp(App[str | None]):
         self.view.where = None
         await self.refresh_table()
 
-    def _current_column(self) -> str | None:
-        if self.frame is None:
-            return None
-        col = self.query_one("#models", DataTable).cursor_column
-        return self.frame.columns[col] if 0 <= col < self.frame.width else None
-
-    async def action_sort(self) -> None:
-        column = self._current_column()
-        if column is None:
-            return
+    # -- sorting and columns -------------------------------------------------------------------------------
+    async def sort_by(self, column: str) -> None:
         if self.view.sort == column:
             self.view.descending = not self.view.descending
         else:
             self.view.sort, self.view.descending = column, False
         await self.refresh_table()
+
+    async def action_sort(self) -> None:
+        column = self.current_column()
+        if column is not None:
+            await self.sort_by(column)
 
     async def sort_best(self, metric: str) -> None:
         """Sort so the best model by ``metric`` is on top (its direction from metadata or name)."""
@@ -207,16 +265,114 @@ class MlrepoApp(App[str | None]):
         self.notify(f"best first: {key.describe()}")
 
     async def action_best(self) -> None:
-        column = self._current_column()
+        column = self.current_column()
         if column is None or not column.startswith("metrics."):
             self.notify("move the cursor to a metric column first", severity="warning")
             return
         await self.sort_best(column)
 
-    def action_pick(self) -> None:
+    def action_choose_columns(self) -> None:
+        if self.index is None:
+            return
+        from mlrepo.tui.columns import ColumnsScreen
+
+        available = [c for c in self.index.df.columns if c != "id"]
+
+        async def apply(chosen: list[str] | None) -> None:
+            if chosen:
+                self.view.columns = chosen
+                await self.refresh_table()
+
+        self.push_screen(ColumnsScreen(available, self.shown_columns()), apply)
+
+    async def action_move_column(self, step: int) -> None:
+        column = self.current_column()
+        if column is None:
+            return
+        cols = self.shown_columns()
+        i = cols.index(column)
+        j = max(0, min(len(cols) - 1, i + step))
+        cols.insert(j, cols.pop(i))
+        self.view.columns = cols
+        await self.refresh_table()
+        self.call_after_refresh(lambda: self.query_one("#models", DataTable).move_cursor(column=j + 1))
+
+    # -- marks and screens ---------------------------------------------------------------------------------
+    async def action_mark(self) -> None:
         model_id = self.selected_id()
-        if model_id is not None and self.index is not None:
-            self.exit(self.index.df.row(by_predicate=pl.col("id") == model_id, named=True)["path"])
+        if model_id is None or self.frame is None:
+            return
+        self.marked ^= {model_id}
+        row = self.query_one("#models", DataTable).cursor_row
+        following = self.frame["id"][min(row + 1, self.frame.height - 1)]
+        await self.refresh_table(focus_id=following)
+
+    def action_compare(self) -> None:
+        if self.index is None:
+            return
+        ids = self.marked or ({self.selected_id()} - {None})
+        if len(ids) < 2:
+            self.notify("mark two or more models with m, then press c", severity="warning")
+            return
+        from mlrepo.tui.compare import CompareScreen
+
+        rows = self.index.df.filter(pl.col("id").is_in(list(ids))).sort("repo", "line", "name").to_dicts()
+        self.push_screen(CompareScreen(rows, self.index))
+
+    def _history_metric(self) -> tuple[str | None, str]:
+        assert self.index is not None
+        for column in (self.current_column(), self.view.sort):
+            if column and column.startswith("metrics."):
+                info = self.index.metrics.get(column)
+                mode = info.direction if info and info.direction else direction_by_name(column)
+                return column, mode
+        return None, "max"
+
+    def action_history(self) -> None:
+        if self.index is None or self.frame is None:
+            return
+        from mlrepo.tui.history import HistoryScreen
+
+        metric, mode = self._history_metric()
+        frame = self.index.df.filter(pl.col("id").is_in(self.frame["id"].implode()))
+        self.push_screen(HistoryScreen(frame, metric, mode), self._jump_back)
+
+    def action_disk(self) -> None:
+        if self.index is None or self.frame is None:
+            return
+        from mlrepo.tui.disk import DiskScreen
+
+        frame = self.index.df.filter(pl.col("id").is_in(self.frame["id"].implode()))
+        self.push_screen(DiskScreen(frame), self._jump_back)
+
+    def action_curves(self) -> None:
+        row = self.selected_row()
+        if row is not None:
+            from mlrepo.tui.curves import CurvesScreen
+
+            self.push_screen(CurvesScreen(row))
+
+    async def _jump_back(self, model_id: str | None) -> None:
+        if model_id:
+            await self.jump_to(model_id)
+
+    async def jump_to(self, model_id: str) -> None:
+        """Put the cursor on a model, clearing a filter that hides it."""
+        if self.frame is None:
+            return
+        if model_id not in self.frame["id"]:
+            self.view.where = None
+            self.query_one("#filter", Input).value = ""
+            await self.refresh_table()
+        assert self.frame is not None
+        row = self.frame["id"].index_of(model_id)
+        if row is not None:
+            self.query_one("#models", DataTable).move_cursor(row=row)
+
+    def action_pick(self) -> None:
+        row = self.selected_row()
+        if row is not None:
+            self.exit(row["path"])
 
     def action_reload(self) -> None:
         self.load()
