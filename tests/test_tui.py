@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
-from conftest import CASCADE_018
+from conftest import CASCADE_018, FIXTURES
 from mlrepo.tui.app import MlrepoApp
+from mlrepo.tui.compare import CompareScreen
+from mlrepo.tui.curves import CurvesScreen
+from mlrepo.tui.disk import DiskScreen
+from mlrepo.tui.history import HistoryScreen
 
 SNAPSHOT_ROOT = Path("/tmp/mlrepo-snapshot-fixture/cascade-0.18")  # fixed: paths show in the detail pane
 
@@ -19,6 +25,12 @@ async def _loaded(pilot, app: MlrepoApp) -> None:
         if not _status(app).startswith("indexing"):  # set once the table is mounted
             break
     await pilot.pause(0.1)
+
+
+def _text(renderable) -> str:
+    console = Console(width=300, file=io.StringIO(), record=True)
+    console.print(renderable)
+    return console.export_text()
 
 
 def _status(app: MlrepoApp) -> str:
@@ -72,13 +84,130 @@ async def test_sort_key_toggles_direction(root):
         assert app.view.descending and app.frame["name"][0] == "00003"
 
 
-def test_main_screen_snapshot(snap_compare):
+async def test_mark_and_compare(root):
+    app = MlrepoApp(str(root))
+    async with app.run_test(size=(160, 40)) as pilot:
+        await _loaded(pilot, app)
+        await pilot.press("c")  # nothing marked: a hint, no screen
+        assert not isinstance(app.screen, CompareScreen)
+        await pilot.press("m", "m")
+        await pilot.pause(0.2)
+        assert len(app.marked) == 2 and "2 marked" in _status(app)
+        await pilot.press("c")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, CompareScreen)
+        body = _text(app.screen.query_one("#compare-body").content)
+        assert "params.optimizer.lr" in body and "params.model" not in body  # only differences
+        await pilot.press("a")
+        await pilot.pause(0.1)
+        assert "params.model" in _text(app.screen.query_one("#compare-body").content)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, CompareScreen)
+
+
+async def test_history_screen_jumps_to_the_selected_model(root):
+    app = MlrepoApp(str(root))
+    async with app.run_test(size=(160, 50)) as pilot:
+        await _loaded(pilot, app)
+        await app.sort_best("score_d")
+        await pilot.press("h")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, HistoryScreen)
+        tree = app.screen.query_one("#history-tree")
+        labels = [str(node.label) for node in tree._tree_lines and [line.node for line in tree._tree_lines]]
+        assert any(label.startswith("* 00003") and "score_d=8" in label for label in labels)
+        target = next(line.node for line in tree._tree_lines if str(line.node.label).startswith("* 00003"))
+        tree.select_node(target)
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        assert not isinstance(app.screen, HistoryScreen)
+        assert app.selected_row()["path"].endswith("sgd_sweep/00003")
+
+
+async def test_disk_screen_lists_largest_first_and_files(root):
+    app = MlrepoApp(str(root))
+    async with app.run_test(size=(160, 50)) as pilot:
+        await _loaded(pilot, app)
+        await pilot.press("d")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, DiskScreen)
+        tree = app.screen.query_one("#disk-tree")
+        repos = [str(n.label) for n in tree.root.children]
+        assert len(repos) == 2 and all("%" in r and "█" in r for r in repos)
+        line = tree.root.children[0].children[0]
+        model = line.children[0]
+        model.expand()
+        await pilot.pause(0.2)
+        assert any("meta" in str(child.label) for child in model.children)
+
+
+async def test_curves_screen_plots_logged_metrics(copy_fixture):
+    root = copy_fixture(FIXTURES / "lightning")
+    app = MlrepoApp(str(root))
+    async with app.run_test(size=(160, 40)) as pilot:
+        await _loaded(pilot, app)
+        await pilot.press("g")
+        await pilot.pause(0.5)
+        assert isinstance(app.screen, CurvesScreen)
+        assert "version_" in str(app.screen.query_one("#screen-title").render())
+
+
+async def test_columns_can_be_moved_and_chosen(root):
+    app = MlrepoApp(str(root))
+    async with app.run_test(size=(160, 40)) as pilot:
+        await _loaded(pilot, app)
+        first = app.shown_columns()[:3]
+        await pilot.press("greater_than_sign")  # move "repo" one to the right
+        await pilot.pause(0.2)
+        assert app.shown_columns()[:3] == [first[1], first[0], first[2]]
+        await app.run_action("choose_columns")
+        await pilot.pause(0.2)
+        app.screen.dismiss(["name", "metrics.score_d"])
+        await pilot.pause(0.3)
+        assert app.shown_columns() == ["name", "metrics.score_d"]
+        assert app.frame.columns == ["id", "name", "metrics.score_d"]
+
+
+async def test_palette_jumps_to_a_model_by_fuzzy_name(root):
+    app = MlrepoApp(str(root))
+    async with app.run_test(size=(160, 40)) as pilot:
+        await _loaded(pilot, app)
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        await pilot.press(*"cnn_small/00002")
+        await pilot.pause(0.6)
+        await pilot.press("enter")
+        await pilot.pause(0.4)
+        assert app.selected_row()["path"].endswith("cnn_small/00002")
+
+
+async def test_unreadable_and_errors_never_crash(tmp_path):
+    bad = tmp_path / "r" / "line" / "00000"
+    bad.mkdir(parents=True)
+    (tmp_path / "r" / "line" / "meta.json").write_text("[]")
+    (bad / "meta.json").write_text('[{"type": "model", "metrics": {')
+    app = MlrepoApp(str(tmp_path / "r"))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await _loaded(pilot, app)
+        assert "1 models" in _status(app) and "1 unreadable" in _status(app)
+        await pilot.press("h", "escape", "d", "escape", "g", "escape")
+        await pilot.pause(0.3)
+
+
+SCREENS = {"main": [], "history": ["h"], "disk": ["d", "enter"], "compare": ["m", "m", "c"]}
+
+
+@pytest.mark.parametrize("screen", sorted(SCREENS))
+def test_screen_snapshots(snap_compare, screen):
     if SNAPSHOT_ROOT.exists():
         shutil.rmtree(SNAPSHOT_ROOT)
     shutil.copytree(CASCADE_018, SNAPSHOT_ROOT)
 
     async def settle(pilot):
         await _loaded(pilot, pilot.app)
+        for key in SCREENS[screen]:
+            await pilot.press(key)
+            await pilot.pause(0.2)
 
     assert snap_compare(MlrepoApp(str(SNAPSHOT_ROOT), label="cascade-0.18"), terminal_size=(150, 36),
                         run_before=settle)

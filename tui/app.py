@@ -153,13 +153,16 @@ class MlrepoApp(App[str | None]):
                                maintain_order=True)
         cols = self.shown_columns()
         self.frame = frame.select("id", *cols)  # the table shows a mark column where the frame has the id
-        shown = self.frame.with_columns(
+        display = [
             pl.when(pl.col("id").is_in(list(self.marked))).then(pl.lit(MARK)).otherwise(pl.lit("")).alias(" "),
-            pl.col("size_bytes").map_elements(human_size, return_dtype=pl.String) if "size_bytes" in cols else [],
-            pl.col("updated_at").dt.strftime("%Y-%m-%d %H:%M") if "updated_at" in cols else [],
             pl.col(pl.Float64).round(4),
             pl.col(pl.List(pl.String)).list.join(", "),
-        ).select(" ", *cols)
+        ]
+        if "size_bytes" in cols:
+            display.append(pl.col("size_bytes").map_elements(human_size, return_dtype=pl.String))
+        if "updated_at" in cols:
+            display.append(pl.col("updated_at").dt.strftime("%Y-%m-%d %H:%M"))
+        shown = self.frame.with_columns(display).select(" ", *cols)
         labels = [" "] + [("size" if c == "size_bytes" else c.removeprefix("metrics."))
                           + (("▼" if self.view.descending else "▲") if c == self.view.sort else "") for c in cols]
         await self.query_one("#models", DataTable).remove()
