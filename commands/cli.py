@@ -265,6 +265,10 @@ def tui(root: str, demo: bool) -> None:
         root = os.path.join(platformdirs.user_cache_dir("mlrepo"), "demo")
         if not os.path.isdir(root):
             write_demo(root)
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):  # Textual draws on stderr and reads stdin
+        err.print("mlrepo tui needs a terminal; listing the models instead", style="dim")
+        output.write(_load(root).df.select(*DEFAULT_LS), "table")
+        return
     from mlrepo.tui.app import MlrepoApp  # textual only loads for this command
 
     picked = MlrepoApp(root, label="demo" if demo else root).run()

@@ -168,3 +168,8 @@ def test_012_best_and_python_api():
     assert best(idx.df, keys)["name"].to_list() == ["00002"]
     pdf = idx.to_pandas()
     assert len(pdf) == 6 and "metrics.loss" in pdf.columns
+
+
+def test_tui_without_a_terminal_lists_instead(ws, cli):
+    r = cli("tui", ws, stdin="")
+    assert r.code == 0 and "needs a terminal" in r.err and "rf_baseline" in r.out
