@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
 
 from mlrepo.repo_index.cache import Cache
-from mlrepo.repo_index.scanner import ScanResult, Scanner
+from mlrepo.repo_index.scanner import Found, ScanResult, Scanner
 from mlrepo.repo_index.table import BASE_COLUMNS, HIDDEN_SCHEMA, MetricInfo, build_frame, merge_info, public_names
 
 
@@ -25,6 +26,9 @@ class ScanStats:
     seconds: float = 0.0
     cache_written: bool = False
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    # what the cache keeps beside the table (searched folders' mtimes, store files), for the live updater
+    skeleton: dict[str, int] = field(default_factory=dict)
+    stores: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
 
 
 class Index:
@@ -33,6 +37,7 @@ class Index:
     def __init__(self, root: str, raw: pl.DataFrame, info: dict[str, MetricInfo], stats: ScanStats) -> None:
         self.root = root
         self.raw = raw
+        self.info = info  # raw metric key -> MetricInfo (what the cache keeps; ``metrics`` is keyed by column)
         self.stats = stats
         names = public_names(info)
         self.metrics: dict[str, MetricInfo] = {names[k]: v for k, v in info.items() if k in raw.columns}
@@ -69,6 +74,17 @@ def _drop_empty(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.drop(empty)
 
 
+def cached_index(root: str | os.PathLike[str]) -> Index | None:
+    """The cached table as it was last written, without looking at the disk: for painting a screen at once,
+    to be followed by ``open_index`` (which revalidates) before anything acts on it."""
+    root = os.path.abspath(os.path.expanduser(os.fspath(root)))
+    loaded = Cache(root).load() if os.path.isdir(root) else None
+    if loaded is None:
+        return None
+    frame, _previous, info = loaded
+    return Index(root, frame, info, ScanStats())
+
+
 def open_index(root: str | os.PathLike[str] = ".", *, rebuild: bool = False, use_cache: bool = True) -> Index:
     """Index ``root``: revalidate the cache against the disk (re-reading only what changed), or scan afresh."""
     start = time.perf_counter()
@@ -92,13 +108,36 @@ def open_index(root: str | os.PathLike[str] = ".", *, rebuild: bool = False, use
     info = {k: v for k, v in merge_info([previous_info, fresh_info]).items() if k in raw.columns}
 
     stats = ScanStats(read=len(result.found) + len(result.store_found), reused=len(reused),
-                      skipped=result.skipped)
+                      skipped=result.skipped, skeleton=result.skeleton, stores=result.stores)
     changed = (previous_frame is None or stats.read > 0 or raw.height != previous_frame.height
                or result.skeleton != previous.skeleton)
     if use_cache and changed:
         stats.cache_written = cache.save(raw, result.skeleton, result.stores, info)
     stats.seconds = time.perf_counter() - start
+    from mlrepo.repo_index.archived import with_archived  # archived/trashed models stay listed (not cached)
+    raw, info = with_archived(root, raw, info)
     return Index(root, raw, info, stats)
+
+
+def apply_changes(index: Index, found: Sequence[Found], removed: Iterable[str] = (),
+                  store_of: dict[str, str] | None = None) -> Index:
+    """A new Index with the models in ``found`` inserted or replaced and those at ``removed`` (rels) dropped.
+
+    Costs one filter, one concat and one sort of the table, never a scan; metric columns are re-qualified over
+    the whole index (``metrics.f1`` becomes ``metrics.f1.val``/``.test`` when a split appears), as in open_index.
+    """
+    raw = index.raw
+    gone = {*removed, *(f.rel for f in found)}
+    if gone:
+        raw = raw.filter(~pl.col("_rel").is_in(list(gone)))
+    info = index.info
+    if found:
+        fresh, fresh_info = build_frame(found, store_of=store_of)
+        raw = pl.concat([raw, fresh], how="diagonal_relaxed")
+        info = merge_info([info, fresh_info])
+    raw = _drop_empty(raw.sort("path"))
+    info = {k: v for k, v in info.items() if k in raw.columns}
+    return Index(index.root, raw, info, index.stats)
 
 
 def find_model(index: Index, ref: str) -> dict[str, object]:

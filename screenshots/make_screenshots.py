@@ -22,7 +22,7 @@ SIZE = (170, 46)
 async def _ready(pilot, app: MlrepoApp) -> None:
     for _ in range(200):
         await pilot.pause(0.05)
-        if not str(app.query_one("#status").render()).startswith("indexing"):
+        if app.checked and not str(app.query_one("#status").render()).startswith("indexing"):
             break
     await pilot.pause(0.3)
 

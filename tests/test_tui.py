@@ -22,7 +22,7 @@ SNAPSHOT_ROOT = Path("/tmp/mlrepo-snapshot-fixture/cascade-0.18")  # fixed: path
 async def _loaded(pilot, app: MlrepoApp) -> None:
     for _ in range(100):
         await pilot.pause(0.05)
-        if not _status(app).startswith("indexing"):  # set once the table is mounted
+        if app.checked and not _status(app).startswith("indexing"):  # revalidated and mounted
             break
     await pilot.pause(0.1)
 

@@ -7,6 +7,7 @@ loads; every error from a worker surfaces as a notification, never a crash.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -23,6 +24,7 @@ from textual_fastdatatable import DataTable
 from mlrepo.commands.output import human_size
 from mlrepo.commands.views import model_panel
 from mlrepo.repo_index import Index, open_index
+from mlrepo.repo_index.index import cached_index
 from mlrepo.repo_index.columns import UsageError, resolve_column
 from mlrepo.repo_index.filtering import where
 from mlrepo.repo_index.ranking import direction_by_name, rank_keys
@@ -45,9 +47,10 @@ class View:
 
 
 class IndexLoaded(Message):
-    def __init__(self, index: Index) -> None:
+    def __init__(self, index: Index, checked: bool = True) -> None:
         super().__init__()
         self.index = index
+        self.checked = checked  # False: straight from the cache, the disk not yet looked at
 
 
 class MlrepoApp(App[str | None]):
@@ -89,7 +92,9 @@ class MlrepoApp(App[str | None]):
         self.index: Index | None = None
         self.view = View()
         self.frame: pl.DataFrame | None = None
+        self.checked = False
         self.marked: set[str] = set()
+        self._refresh_lock = asyncio.Lock()
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter, e.g.  metrics.f1 > 0.8 and params.optimizer.name = 'sgd'   (/ to focus)",
@@ -108,6 +113,11 @@ class MlrepoApp(App[str | None]):
     # -- loading -------------------------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="index")
     def load(self) -> None:
+        """Paint the cached table at once, then the one revalidated against the disk."""
+        if self.index is None:
+            cached = cached_index(self.root)
+            if cached is not None:
+                self.post_message(IndexLoaded(cached, checked=False))
         self.post_message(IndexLoaded(open_index(self.root)))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -117,6 +127,7 @@ class MlrepoApp(App[str | None]):
 
     async def on_index_loaded(self, message: IndexLoaded) -> None:
         self.index = message.index
+        self.checked = message.checked
         self.marked &= set(self.index.df["id"])
         await self.refresh_table()
 
@@ -134,7 +145,11 @@ class MlrepoApp(App[str | None]):
 
     async def refresh_table(self, keep_cursor: bool = True, focus_id: str | None = None) -> None:
         """Apply the view to the index and show it, keeping the selected model (or ``focus_id``) and the column
-        under the cursor."""
+        under the cursor. One refresh at a time: each swaps the table widget across awaits."""
+        async with self._refresh_lock:
+            await self._refresh_table(keep_cursor, focus_id)
+
+    async def _refresh_table(self, keep_cursor: bool, focus_id: str | None) -> None:
         if self.index is None:
             return
         selected = focus_id or (self.selected_id() if keep_cursor else None)
@@ -189,6 +204,8 @@ class MlrepoApp(App[str | None]):
         if bad:
             parts.append(f"{bad} unreadable (filter: error is not null)")
         parts += [size, self.label]
+        if not self.checked:
+            parts.append("checking the disk …")
         self.query_one("#status", Static).update("  ·  ".join(parts))
 
     def selected_id(self) -> str | None:
