@@ -185,7 +185,10 @@ class MlrepoApp(App[str | None]):
                           show_row_labels=False, zebra_stripes=True)
         await self.query_one("#body", Horizontal).mount(table, before=0)
         hit = self.frame["id"].index_of(selected) if selected is not None else None
-        self.call_after_refresh(table.move_cursor, row=hit or 0, column=min(max(column, 1), len(cols)))
+        # set at once, so keys pressed right after the refresh act on the right cell; scroll once laid out
+        target = {"row": hit or 0, "column": min(max(column, 1), len(cols))}
+        table.move_cursor(**target)
+        self.call_after_refresh(table.move_cursor, **target)
         table.focus()
         self.update_status()
         self.show_detail(hit or 0 if self.frame.height else None)
