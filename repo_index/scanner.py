@@ -26,6 +26,7 @@ SKIP_DIRS = frozenset({
 # A folder to visit: its rel, its listing when already made, and whether readers were already asked about it.
 Pending = tuple[str, "tuple[list[os.DirEntry], frozenset[str]] | None", bool]
 WORKERS = min(8, (os.cpu_count() or 2) * 2)
+BATCH = 32
 
 
 @dataclass(slots=True)
@@ -85,19 +86,23 @@ def stamp_of(path: str, dirs: Sequence[str], meta_files: Sequence[str]) -> int:
     return hash(tuple(parts))
 
 
-def _walk_model(path: str) -> tuple[int, int, list[str], int, int]:
-    """Size, file count, inner folders and min/max mtime of a model folder; symlinks are counted, not followed."""
+def _walk_model(path: str, top: list[os.DirEntry] | None = None) -> tuple[int, int, list[str], int, int]:
+    """Size, file count, inner folders and min/max mtime of a model folder; symlinks are counted, not followed.
+    ``top`` is the folder's own listing when the caller already made it."""
     size = n_files = 0
     dirs = [""]
     lo, hi = 1 << 62, 0
     stack = [""]
     while stack:
         rel = stack.pop()
-        try:
-            with os.scandir(os.path.join(path, rel) if rel else path) as it:
-                entries = list(it)
-        except OSError:
-            continue
+        if not rel and top is not None:
+            entries = top
+        else:
+            try:
+                with os.scandir(os.path.join(path, rel) if rel else path) as it:
+                    entries = list(it)
+            except OSError:
+                continue
         for entry in entries:
             try:
                 st = entry.stat(follow_symlinks=False)
@@ -119,14 +124,14 @@ def _utc(ns: int) -> datetime:
     return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc)
 
 
-def scan_model(reader: Reader, place: Place) -> Found:
+def scan_model(reader: Reader, place: Place, entries: list[os.DirEntry] | None = None) -> Found:
     """Read one claimed folder and size it (runs in a worker thread)."""
     try:
         record = reader.read(place)
     except Exception as exc:  # a reader bug must not sink the index: report it on the model
         record = ModelRecord(path=place.path, format=reader.format, name=os.path.basename(place.path))
         record.add_error(f"reader failed: {type(exc).__name__}: {exc}")
-    size, n_files, dirs, lo, hi = _walk_model(place.path)
+    size, n_files, dirs, lo, hi = _walk_model(place.path, entries)
     record.size_bytes, record.n_files = size, n_files
     dir_mtime = _mtime(place.path)
     if record.updated_at is None:
@@ -134,6 +139,10 @@ def scan_model(reader: Reader, place: Place) -> Found:
     if record.created_at is None:
         record.created_at = _utc(lo if n_files else dir_mtime)
     return Found(record, place.rel, dirs, stamp_of(place.path, dirs, record.meta_files))
+
+
+def _scan_batch(batch: list[tuple[Reader, Place, list[os.DirEntry] | None]]) -> list[Found]:
+    return [scan_model(reader, place, entries) for reader, place, entries in batch]
 
 
 def _list(path: str) -> tuple[list[os.DirEntry], frozenset[str]]:
@@ -172,8 +181,10 @@ class Scanner:
     def scan(self) -> ScanResult:
         prev = self.previous
         result = ScanResult([], [], {}, {}, [], [])
-        futures: list[Future[Found]] = []
+        self._futures: list[Future[list[Found]]] = []
+        self._batch: list[tuple[Reader, Place, list[os.DirEntry] | None]] = []
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            self._pool = pool
             stack: list[Pending] = [("", None, True)]
             self._stack = stack
             while stack:
@@ -184,7 +195,7 @@ class Scanner:
                     continue
                 if listing is None and prev is not None and prev.skeleton.get(rel) == mtime:
                     result.skeleton[rel] = mtime
-                    self._visit_unchanged(rel, pool, futures, result, stack)
+                    self._visit_unchanged(rel, result, stack)
                     continue
                 try:
                     entries, names = listing or _list(path)
@@ -195,15 +206,27 @@ class Scanner:
                     place = Place(path, rel, names, self._names_of(os.path.dirname(rel)))
                     reader = self._claim(place)
                     if reader is not None:
-                        futures.append(pool.submit(scan_model, reader, place))
+                        self._queue(reader, place, entries)
                         continue
                 result.skeleton[rel] = mtime
-                self._visit_listed(rel, entries, names, pool, futures, result, stack)
-            result.found = [f.result() for f in futures]
+                self._visit_listed(rel, entries, names, result, stack)
+            self._flush()
+            result.found = [found for f in self._futures for found in f.result()]
         return result
 
-    def _visit_unchanged(self, rel: str, pool: ThreadPoolExecutor, futures: list, result: ScanResult,
-                         stack: list[Pending]) -> None:
+    def _queue(self, reader: Reader, place: Place, entries: list[os.DirEntry] | None = None) -> None:
+        """Read and size a claimed folder in a worker; folders go in batches, one task per model costs more
+        in thread hand-offs than small metadata takes to read."""
+        self._batch.append((reader, place, entries))
+        if len(self._batch) >= BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._batch:
+            self._futures.append(self._pool.submit(_scan_batch, self._batch))
+            self._batch = []
+
+    def _visit_unchanged(self, rel: str, result: ScanResult, stack: list[Pending]) -> None:
         """A folder whose listing is as before: revisit its known children without listing it."""
         prev = self.previous
         assert prev is not None
@@ -212,9 +235,9 @@ class Scanner:
             if child in prev.skeleton:
                 stack.append((child, None, False))
             elif child in prev.models:
-                self._revalidate_model(child, pool, futures, result)
+                self._revalidate_model(child, result)
 
-    def _revalidate_model(self, rel: str, pool: ThreadPoolExecutor, futures: list, result: ScanResult) -> None:
+    def _revalidate_model(self, rel: str, result: ScanResult) -> None:
         fmt, dirs, meta_files, stamp = self.previous.models[rel]  # type: ignore[union-attr]
         path = self._abs(rel)
         if stamp_of(path, dirs, meta_files) == stamp:
@@ -222,16 +245,16 @@ class Scanner:
             return
         reader = self.by_format.get(fmt)
         try:
-            _entries, names = _list(path)
+            entries, names = _list(path)
         except OSError:
             return  # gone
         if reader is None or not reader.claim(Place(path, rel, names, frozenset())):
             # no longer the same kind of model (or claimed through its parent): decide afresh
             reader = self._claim(Place(path, rel, names, self._names_of(os.path.dirname(rel))))
         if reader is None:
-            self._stack.append((rel, (_entries, names), True))  # now a plain folder: search inside it
+            self._stack.append((rel, (entries, names), True))  # now a plain folder: search inside it
             return
-        futures.append(pool.submit(scan_model, reader, Place(path, rel, names, frozenset())))
+        self._queue(reader, Place(path, rel, names, frozenset()), entries)
 
     def _names_of(self, rel: str) -> frozenset[str]:
         try:
@@ -240,7 +263,7 @@ class Scanner:
             return frozenset()
 
     def _visit_listed(self, rel: str, entries: list[os.DirEntry], names: frozenset[str],
-                      pool: ThreadPoolExecutor, futures: list, result: ScanResult, stack: list[Pending]) -> None:
+                      result: ScanResult, stack: list[Pending]) -> None:
         self._check_stores(rel, names, result)
         for entry in entries:
             if entry.name in SKIP_DIRS:
@@ -256,7 +279,7 @@ class Scanner:
                 continue
             prev = self.previous
             if prev is not None and child in prev.models:
-                self._revalidate_model(child, pool, futures, result)
+                self._revalidate_model(child, result)
                 continue
             if prev is not None and child in prev.skeleton:
                 stack.append((child, None, False))
@@ -269,7 +292,7 @@ class Scanner:
             place = Place(child_path, child, child_names, names)
             reader = self._claim(place)
             if reader is not None:
-                futures.append(pool.submit(scan_model, reader, place))
+                self._queue(reader, place, child_entries)
             else:
                 stack.append((child, (child_entries, child_names), True))
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import orjson
 import polars as pl
+import pyarrow as pa
 
 from mlrepo.repo_index.records import ModelRecord
 from mlrepo.repo_index.scanner import Found
@@ -128,14 +129,20 @@ def build_frame(found: Sequence[Found], status_of: dict[str, str] | None = None,
         base["_stamp"].append(item.stamp)
         base["_store"].append((store_of or {}).get(item.rel))
         for key, value in rec.params.items():
-            params.setdefault(f"params.{key}", [None] * n)[i] = _param_value(value)
+            column = params.get(f"params.{key}")
+            if column is None:  # not setdefault: its default would allocate a list of n for every value
+                column = params[f"params.{key}"] = [None] * n
+            column[i] = _param_value(value)
         for metric in rec.metrics:
             key = raw_metric_key(metric.name, metric.dataset, metric.split)
             value = metric.value
             if value is not None and math.isnan(value):
                 errors.append(f"metric {metric.name!r} is NaN")
                 value = None
-            metrics.setdefault(key, [None] * n)[i] = value
+            column = metrics.get(key)
+            if column is None:
+                column = metrics[key] = [None] * n
+            column[i] = value
             known = info.get(key)
             if known is None:
                 info[key] = MetricInfo(metric.name, metric.dataset, metric.split, metric.direction)
@@ -144,7 +151,10 @@ def build_frame(found: Sequence[Found], status_of: dict[str, str] | None = None,
         base["error"].append("; ".join(errors) if errors else None)
     columns: dict[str, object] = {}
     for name, dtype in {**BASE_SCHEMA, **HIDDEN_SCHEMA}.items():
-        columns[name] = pl.Series(name, base[name], dtype=dtype)
+        if isinstance(dtype, pl.List):  # arrow builds list columns in C; polars would make a Series per row
+            columns[name] = pl.from_arrow(pa.array(base[name], type=pa.list_(pa.large_string())))
+        else:
+            columns[name] = pl.Series(name, base[name], dtype=dtype)
     for key in sorted(params):
         columns[key] = _column(params[key])
     for key in sorted(metrics):

@@ -40,10 +40,13 @@ def test_tui_in_tmux_filters_sorts_and_prints_the_pick(copy_fixture, tmp_path):
     _tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "40", command)
     try:
         _wait_for(session, "14 models")
+        time.sleep(1.0)  # let the table settle and take focus (this machine may be loaded)
         _tmux("send-keys", "-t", session, "/")
+        time.sleep(0.3)
         _tmux("send-keys", "-t", session, "-l", "params.optimizer.name = 'sgd'")
         _tmux("send-keys", "-t", session, "Enter")
         _wait_for(session, "10 of 14 models")
+        time.sleep(0.5)
         _tmux("send-keys", "-t", session, "Right", "Right", "s")
         screen = _wait_for(session, "sorted by name")
         assert "name▲" in screen

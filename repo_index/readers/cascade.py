@@ -54,6 +54,10 @@ class CascadeReader:
         if meta is None:
             return False
         numbered = bool(_NUMBERED.match(os.path.basename(place.path))) and meta_file(place.parent_names) is not None
+        if numbered and not any(_NUMBERED.match(n) for n in place.names):
+            # a numbered folder in a line, with no numbered folders of its own (an auto-named line has them):
+            # a model, decided from names alone; read() parses it in a worker
+            return True
         try:
             block = _first_block(load_file(os.path.join(place.path, meta)))
         except MetaError as exc:
@@ -76,7 +80,7 @@ class CascadeReader:
         if meta is None:
             rec.add_error("meta file missing")
             return rec
-        rec.meta_files = [meta, "SLUG"] if "SLUG" in place.names else [meta]
+        rec.meta_files = [meta]
         block = self._parsed.pop(path, None)
         try:
             if block is None:

@@ -1,0 +1,186 @@
+"""Models moved out of their folders by mlrepo (into an archive, or the trash) stay in the index.
+
+When ``archive`` or ``prune`` moves a model, it writes one ledger entry, ``<root>/.mlrepo/ledger/<name>.json``,
+holding the model's last index row (its raw metric keys included) and where the model went. ``open_index`` merges
+these rows into the table with status ``archived`` or ``trashed``, so ``ls``, ``history`` and ``best --all-status``
+still know the model. ``restore`` removes the entry once the folder is back.
+
+An archived entry whose archive file is missing still shows, with the problem in ``error``. A trashed entry whose
+trash item is gone (emptied, or restored by a file manager) is not shown: nothing is left to restore. When the
+folder is in place again and scanned, the scanned row wins the model's id; a leftover entry gets an id of its own.
+A merged row's hidden ``_store`` names its ledger entry (relative to the root), as a store row names its store.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime, timezone
+
+import orjson
+import polars as pl
+
+from mlrepo.repo_index.cache import state_dir
+from mlrepo.repo_index.table import BASE_SCHEMA, HIDDEN_SCHEMA, MetricInfo, merge_info, model_id
+
+LEDGER = "ledger"
+VERSION = 1
+KINDS = {"archive": "archived", "trash": "trashed"}
+_DROP = ("_dirs", "_meta", "_stamp", "_store")
+
+
+def ledger_dir(root: str) -> str:
+    return os.path.join(state_dir(root), LEDGER)
+
+
+def entry_row(raw_row: dict[str, object], info: dict[str, MetricInfo]) -> tuple[dict[str, object], dict]:
+    """An index row (from ``Index.raw``) as stored in a ledger entry: nulls and scan bookkeeping left out."""
+    row = {k: v for k, v in raw_row.items() if v is not None and k not in _DROP}
+    metrics = {k: [m.name, m.dataset, m.split, m.direction] for k, m in info.items() if k in row}
+    return row, metrics
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_entry(root: str, name: str, entry: dict[str, object]) -> str:
+    """Write ledger entry ``name`` atomically and durably (temp file, fsync, rename, fsync the folder)."""
+    folder = ledger_dir(root)
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, name + ".json")
+    data = orjson.dumps({"version": VERSION, **entry}, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(folder)
+    return path
+
+
+def remove_entry(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return
+    _fsync_dir(os.path.dirname(path))
+
+
+def read_entry(path: str) -> dict | None:
+    """One ledger entry, or None when it cannot be read or is not one."""
+    try:
+        with open(path, "rb") as fh:
+            entry = orjson.loads(fh.read())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    if isinstance(entry, dict) and entry.get("kind") in KINDS and isinstance(entry.get("row"), dict):
+        return entry
+    return None
+
+
+def read_entries(root: str) -> Iterator[tuple[str, dict]]:
+    """(path, entry) for every readable ledger entry under ``root``, in name order."""
+    folder = ledger_dir(root)
+    try:
+        names = sorted(n for n in os.listdir(folder) if n.endswith(".json") and not n.startswith("."))
+    except OSError:
+        return
+    for name in names:
+        path = os.path.join(folder, name)
+        entry = read_entry(path)
+        if entry is not None:
+            yield path, entry
+
+
+def entry_present(entry: dict) -> tuple[bool, str | None]:
+    """Whether the moved model still exists where the entry says; and what is wrong if it is not quite there."""
+    if entry["kind"] == "trash":
+        return os.path.lexists(str(entry.get("trash_files", ""))), None
+    archive = str(entry.get("archive", ""))
+    if os.path.isfile(archive):
+        return True, None
+    return True, f"archive file missing: {archive}"
+
+
+def placed_entries(root: str, taken: set[str]) -> Iterator[tuple[str, str, dict, str | None]]:
+    """(rel, entry path, entry, problem) for every entry whose model still exists where it went; ``rel`` is the
+    model's, or one of its own when ``taken`` (the scanned models' rels, updated as entries are placed) has it."""
+    for path, entry in read_entries(root):
+        present, problem = entry_present(entry)
+        if not present:
+            continue
+        rel = str(entry["row"].get("_rel") or entry.get("rel") or os.path.basename(path))
+        if rel in taken:  # the folder is back (or another entry has it): this entry keeps an id of its own
+            rel = f"{rel}#{os.path.basename(path)[:-5]}"
+        taken.add(rel)
+        yield rel, path, entry, problem
+
+
+def _frame(root: str, rel: str, entry_path: str, entry: dict, problem: str | None
+           ) -> tuple[pl.DataFrame, dict[str, MetricInfo]]:
+    row = dict(entry["row"])
+    row["_rel"] = rel
+    # where the row comes from, as for a store's runs: never revalidated as a folder (the cache skips such rows)
+    row["_store"] = os.path.relpath(entry_path, root)
+    row["_dirs"], row["_meta"], row["_stamp"] = [], [], -1
+    row["id"] = model_id(rel)
+    row["status"] = KINDS[entry["kind"]]
+    if entry["kind"] == "archive" and entry.get("archive_bytes") is not None:
+        row["size_bytes"] = int(entry["archive_bytes"])  # what it takes on disk now
+    errors = [e for e in (row.get("error"), problem) if e]
+    row["error"] = "; ".join(errors) if errors else None
+    row["tags"] = [str(t) for t in row.get("tags") or []]
+    columns: dict[str, pl.Series] = {}
+    for name, dtype in {**BASE_SCHEMA, **HIDDEN_SCHEMA}.items():
+        value = row.get(name)
+        if isinstance(dtype, pl.Datetime) and isinstance(value, str):
+            value = _parse_time(value)
+        columns[name] = pl.Series(name, [value], dtype=dtype, strict=False)
+    for name, value in row.items():
+        if name.startswith("metrics."):
+            columns[name] = pl.Series(name, [value], dtype=pl.Float64, strict=False)
+        elif name.startswith("params."):
+            columns[name] = pl.Series(name, [value])
+    info = {k: MetricInfo(*v) for k, v in (entry.get("metrics") or {}).items()
+            if isinstance(v, list) and len(v) == 4 and k in columns}
+    return pl.DataFrame(columns), info
+
+
+def _parse_time(text: str) -> datetime | None:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def with_archived(root: str, raw: pl.DataFrame, info: dict[str, MetricInfo]
+                  ) -> tuple[pl.DataFrame, dict[str, MetricInfo]]:
+    """``raw`` plus one row per archived or trashed model of ``root``; ``info`` plus their metrics."""
+    taken = set(raw["_rel"].to_list()) if "_rel" in raw.columns else set()
+    frames, infos = [], [info]
+    for rel, path, entry, problem in placed_entries(root, taken):
+        try:
+            made = _frame(root, rel, path, entry, problem)
+        except Exception:  # noqa: BLE001 - one odd entry never breaks the index
+            continue
+        frames.append(made[0])
+        infos.append(made[1])
+    if not frames:
+        return raw, info
+    merged = pl.concat([raw, *frames], how="diagonal_relaxed").sort("path", maintain_order=True)
+    return merged, merge_info(infos)
