@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -12,7 +15,8 @@ import polars as pl
 
 from mlrepo.repo_index.cache import Cache
 from mlrepo.repo_index.scanner import Found, ScanResult, Scanner
-from mlrepo.repo_index.table import BASE_COLUMNS, HIDDEN_SCHEMA, MetricInfo, build_frame, merge_info, public_names
+from mlrepo.repo_index.table import (BASE_COLUMNS, HIDDEN_SCHEMA, MetricInfo, _clean_text, build_frame, merge_info,
+                                     public_names)
 
 
 class IndexError_(Exception):
@@ -67,6 +71,18 @@ class Index:
         return self.df.to_pandas()
 
 
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """Scanning makes many small objects and no cycles; the collector's passes cost seconds at 100k models."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _drop_empty(frame: pl.DataFrame) -> pl.DataFrame:
     """Metric and param columns that no model has any more are not columns of the index."""
     empty = [c for c in frame.columns
@@ -94,11 +110,13 @@ def open_index(root: str | os.PathLike[str] = ".", *, rebuild: bool = False, use
     cache = Cache(root)
     loaded = None if rebuild or not use_cache else cache.load()
     previous_frame, previous, previous_info = loaded if loaded else (None, None, {})
-    result: ScanResult = Scanner(root, previous=previous, extra_skip=[cache.dir]).scan()
+    with _no_gc():
+        result: ScanResult = Scanner(root, previous=previous, extra_skip=[cache.dir]).scan()
 
     store_of = {f.rel: store for store, (_stamp, rels) in result.stores.items() for f in result.store_found
                 if f.rel in rels}
-    fresh, fresh_info = build_frame([*result.found, *result.store_found], store_of=store_of)
+    with _no_gc():
+        fresh, fresh_info = build_frame([*result.found, *result.store_found], store_of=store_of)
     reused = set(result.reused) | set(result.store_reused)
     parts = [fresh]
     if previous_frame is not None and reused:
@@ -127,7 +145,7 @@ def apply_changes(index: Index, found: Sequence[Found], removed: Iterable[str] =
     the whole index (``metrics.f1`` becomes ``metrics.f1.val``/``.test`` when a split appears), as in open_index.
     """
     raw = index.raw
-    gone = {*removed, *(f.rel for f in found)}
+    gone = {_clean_text(rel)[0] for rel in (*removed, *(f.rel for f in found))}  # as build_frame stores them
     if gone:
         raw = raw.filter(~pl.col("_rel").is_in(list(gone)))
     info = index.info

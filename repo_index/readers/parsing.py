@@ -22,15 +22,13 @@ class MetaError(Exception):
 
 def read_bytes(path: str) -> bytes:
     try:
-        size = os.stat(path).st_size
-        if size > MAX_META_BYTES:
-            raise MetaError(f"{os.path.basename(path)}: {size} bytes, too large for metadata")
         with open(path, "rb") as fh:
-            return fh.read()
-    except MetaError:
-        raise
+            data = fh.read(MAX_META_BYTES + 1)
     except OSError as exc:
         raise MetaError(f"{os.path.basename(path)}: cannot read ({exc.strerror or exc})") from None
+    if len(data) > MAX_META_BYTES:
+        raise MetaError(f"{os.path.basename(path)}: over {MAX_META_BYTES} bytes, too large for metadata")
+    return data
 
 
 def _decode(path: str, data: bytes) -> str:
