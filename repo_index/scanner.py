@@ -51,9 +51,14 @@ class Previous:
     children: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for rel in list(self.skeleton) + list(self.models):
+        children = self.children
+        for rel in (*self.skeleton, *self.models):
             if rel:
-                self.children.setdefault(os.path.dirname(rel), []).append(rel)
+                parent = rel.rpartition("/")[0]
+                if parent in children:
+                    children[parent].append(rel)
+                else:
+                    children[parent] = [rel]
 
 
 @dataclass(slots=True)
@@ -77,11 +82,12 @@ def _mtime(path: str) -> int:
 def stamp_of(path: str, dirs: Sequence[str], meta_files: Sequence[str]) -> int:
     """A number that changes when a folder's listing or a metadata file changes."""
     parts: list[int] = []
+    base = path + os.sep  # plain concatenation: os.path.join is a third of this loop's cost at 100k models
     for rel in dirs:
-        parts.append(_mtime(os.path.join(path, rel) if rel else path))
+        parts.append(_mtime(base + rel if rel else path))
     for rel in meta_files:
         try:
-            st = os.lstat(os.path.join(path, rel))
+            st = os.lstat(base + rel)
             parts.extend((st.st_mtime_ns, st.st_size))
         except OSError:
             parts.extend((-1, -1))
