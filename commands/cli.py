@@ -286,7 +286,9 @@ def _not_yet(name: str, help_text: str) -> None:
 _not_yet("prune", "Remove the models that no keep rule keeps (to the trash by default).")
 _not_yet("archive", "Move models into compressed archives; they stay in the index as archived.")
 _not_yet("restore", "Bring archived or trashed models back, byte for byte.")
-_not_yet("watch", "Stream index changes as JSON lines.")
+from mlrepo.commands.watch import watch  # noqa: E402
+
+cli.add_command(watch)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -211,3 +211,31 @@ def test_screen_snapshots(snap_compare, screen):
 
     assert snap_compare(MlrepoApp(str(SNAPSHOT_ROOT), label="cascade-0.18"), terminal_size=(150, 36),
                         run_before=settle)
+
+
+async def test_live_models_appear_and_go_without_losing_the_cursor(root):
+    """A model saved while the app is open shows within seconds; the selected model stays selected."""
+    app = MlrepoApp(str(root))
+    async with app.run_test(size=(160, 40)) as pilot:
+        await _loaded(pilot, app)
+        await app.sort_best("score_d")
+        await pilot.press("down")
+        selected = app.selected_id()
+        for _ in range(100):  # the watcher starts in a worker once the table is checked
+            await pilot.pause(0.05)
+            if app.live is not None and app.live.running:
+                break
+        new = root / "tabular" / "sgd_sweep" / "00004"
+        shutil.copytree(root / "tabular" / "sgd_sweep" / "00003", new)
+        for _ in range(100):
+            await pilot.pause(0.1)
+            if _status(app).startswith("15 models"):
+                break
+        assert _status(app).startswith("15 models")
+        assert app.selected_id() == selected and app.view.sort == "metrics.score_d"
+        shutil.rmtree(new)
+        for _ in range(100):
+            await pilot.pause(0.1)
+            if _status(app).startswith("14 models"):
+                break
+        assert _status(app).startswith("14 models") and app.selected_id() == selected

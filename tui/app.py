@@ -25,6 +25,7 @@ from mlrepo.commands.output import human_size
 from mlrepo.commands.views import model_panel
 from mlrepo.repo_index import Index, open_index
 from mlrepo.repo_index.index import cached_index
+from mlrepo.repo_index.live import ChangeBatch, LiveIndex
 from mlrepo.repo_index.columns import UsageError, resolve_column
 from mlrepo.repo_index.filtering import where
 from mlrepo.repo_index.ranking import direction_by_name, rank_keys
@@ -44,6 +45,18 @@ class View:
     descending: bool = False
     columns: list[str] | None = None  # None: the defaults (grouping, all metrics, params that vary)
     recent: list[str] = field(default_factory=list)  # filters used, newest first
+
+
+class IndexChanged(Message):
+    """Models saved, changed or removed on disk while the app is open. Each carries the whole index after the
+    change, so a burst collapses into its latest message (``can_replace``), as toolong does with file events."""
+
+    def __init__(self, batch: ChangeBatch) -> None:
+        super().__init__()
+        self.batch = batch
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, IndexChanged)
 
 
 class IndexLoaded(Message):
@@ -85,9 +98,11 @@ class MlrepoApp(App[str | None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return action not in self.TABLE_ACTIONS or len(self.screen_stack) == 1
 
-    def __init__(self, root: str, label: str | None = None) -> None:
+    def __init__(self, root: str, label: str | None = None, live: bool = True) -> None:
         super().__init__()
         self.root = root
+        self.live_enabled = live
+        self.live: LiveIndex | None = None
         self.label = label or root
         self.index: Index | None = None
         self.view = View()
@@ -130,6 +145,28 @@ class MlrepoApp(App[str | None]):
         self.checked = message.checked
         self.marked &= set(self.index.df["id"])
         await self.refresh_table()
+        if message.checked and self.live_enabled and self.live is None:
+            self.follow_disk(message.index)
+
+    # -- live updates --------------------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="live")
+    def follow_disk(self, index: Index) -> None:
+        """Watch the root (watchdog) and post each applied change; the table follows within a second or two."""
+        self.live = LiveIndex(
+            self.root,
+            on_change=lambda batch: self.post_message(IndexChanged(batch)),
+            on_warning=lambda text: self.call_from_thread(self.notify, text, title="live", severity="warning"),
+        )
+        self.live.start(index=index)
+
+    async def on_index_changed(self, message: IndexChanged) -> None:
+        self.index = message.batch.index
+        self.marked &= set(self.index.df["id"])
+        await self.refresh_table()
+
+    def on_unmount(self) -> None:
+        if self.live is not None:
+            self.live.stop()
 
     # -- the table -----------------------------------------------------------------------------------------
     def default_columns(self) -> list[str]:
