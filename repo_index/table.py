@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import orjson
 import polars as pl
-import pyarrow as pa
 
 from mlrepo.repo_index.records import ModelRecord
 from mlrepo.repo_index.scanner import Found
@@ -149,6 +148,8 @@ def build_frame(found: Sequence[Found], status_of: dict[str, str] | None = None,
             elif known.direction is None and metric.direction:
                 known.direction = metric.direction
         base["error"].append("; ".join(errors) if errors else None)
+    import pyarrow as pa  # here, not at module level: 50 ms of every command's start-up otherwise
+
     columns: dict[str, object] = {}
     for name, dtype in {**BASE_SCHEMA, **HIDDEN_SCHEMA}.items():
         if isinstance(dtype, pl.List):  # arrow builds list columns in C; polars would make a Series per row
