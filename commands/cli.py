@@ -47,7 +47,30 @@ def format_opt(default: str = "table", choices: tuple[str, ...] = output.LIST_FO
                         help="Output format.")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+class LazyGroup(click.Group):
+    """Subcommands whose modules load only when named (click's documented pattern): every command starts without
+    the journal, the trash and watchdog unless it needs them."""
+
+    LAZY = {
+        "prune": "mlrepo.commands.maintenance:prune",
+        "archive": "mlrepo.commands.maintenance:archive",
+        "restore": "mlrepo.commands.maintenance:restore",
+        "watch": "mlrepo.commands.watch:watch",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.LAZY])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.LAZY:
+            import importlib
+
+            module, _, attr = self.LAZY[cmd_name].partition(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(package_name="mlrepo")
 def cli() -> None:
     """One index over every model folder under a root (Cascade, MLflow, Lightning, HF Trainer, metrics.json):
@@ -274,21 +297,6 @@ def tui(root: str, demo: bool) -> None:
     picked = MlrepoApp(root, label="demo" if demo else root).run()
     if picked:
         click.echo(picked)
-
-
-def _not_yet(name: str, help_text: str) -> None:
-    @cli.command(name=name, help=help_text + " (coming in the next release)",
-                 context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-    def _command() -> None:
-        raise click.ClickException(f"'mlrepo {name}' is not available in this version yet")
-
-
-_not_yet("prune", "Remove the models that no keep rule keeps (to the trash by default).")
-_not_yet("archive", "Move models into compressed archives; they stay in the index as archived.")
-_not_yet("restore", "Bring archived or trashed models back, byte for byte.")
-from mlrepo.commands.watch import watch  # noqa: E402
-
-cli.add_command(watch)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,18 +27,10 @@ from mlrepo.repo_index.table import BASE_SCHEMA, HIDDEN_SCHEMA, MetricInfo, merg
 LEDGER = "ledger"
 VERSION = 1
 KINDS = {"archive": "archived", "trash": "trashed"}
-_DROP = ("_dirs", "_meta", "_stamp", "_store")
 
 
 def ledger_dir(root: str) -> str:
     return os.path.join(state_dir(root), LEDGER)
-
-
-def entry_row(raw_row: dict[str, object], info: dict[str, MetricInfo]) -> tuple[dict[str, object], dict]:
-    """An index row (from ``Index.raw``) as stored in a ledger entry: nulls and scan bookkeeping left out."""
-    row = {k: v for k, v in raw_row.items() if v is not None and k not in _DROP}
-    metrics = {k: [m.name, m.dataset, m.split, m.direction] for k, m in info.items() if k in row}
-    return row, metrics
 
 
 def _fsync_dir(path: str) -> None:

@@ -239,3 +239,63 @@ async def test_live_models_appear_and_go_without_losing_the_cursor(root):
             if _status(app).startswith("14 models"):
                 break
         assert _status(app).startswith("14 models") and app.selected_id() == selected
+
+
+async def test_trash_marked_after_confirming_the_plan(copy_fixture, tmp_path, monkeypatch):
+    from treeutil import age, trash_env
+
+    from mlrepo.tui.prune import PlanScreen
+
+    for key, value in trash_env(tmp_path / "user").items():
+        monkeypatch.setenv(key, value)
+    root = copy_fixture(CASCADE_018, "repo")
+    age(root)
+    app = MlrepoApp(str(root), live=False)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await _loaded(pilot, app)
+        await app.sort_best("score_d")  # sgd_sweep 00003, 00002, 00000, 00001 first
+        await pilot.press("m", "m")
+        await pilot.press("x")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, PlanScreen)
+        assert "Trash 2 of 2 models" in str(app.screen.query_one("#plan-title").render())
+        await pilot.press("escape")  # cancel: nothing moves
+        await pilot.pause(0.2)
+        assert (root / "tabular" / "sgd_sweep" / "00003").is_dir()
+        await pilot.press("x")
+        await pilot.pause(0.3)
+        app.screen.query_one("#plan-go").press()
+        for _ in range(100):
+            await pilot.pause(0.1)
+            if not isinstance(app.screen, PlanScreen) and "trashed" in _status(app):
+                break
+        assert not (root / "tabular" / "sgd_sweep" / "00003").exists()
+        assert not (root / "tabular" / "sgd_sweep" / "00002").exists()
+        trashed = app.index.df.filter(app.index.df["status"] == "trashed")
+        assert sorted(trashed["name"]) == ["00002", "00003"]
+        assert list((tmp_path / "user" / "data" / "Trash" / "info").glob("*.trashinfo")) or list(
+            (tmp_path / "user").rglob("*.trashinfo"))
+
+
+async def test_keep_top_rule_shows_a_plan(copy_fixture, tmp_path, monkeypatch):
+    from treeutil import age
+
+    from mlrepo.tui.prune import KeepTopScreen, PlanScreen
+
+    root = copy_fixture(CASCADE_018, "repo")
+    age(root)
+    app = MlrepoApp(str(root), live=False)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await _loaded(pilot, app)
+        app.view.columns = ["name", "metrics.score_d"]
+        await app.refresh_table()
+        await pilot.press("right")  # onto score_d
+        assert app.current_column() == "metrics.score_d"
+        await pilot.press("k")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, KeepTopScreen), [n.message for n in app._notifications]
+        await pilot.press("1", "enter")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, PlanScreen)
+        title = str(app.screen.query_one("#plan-title").render())
+        assert "Trash 3 of 14 models" in title  # sgd_sweep keeps its best; the lines without score_d keep all

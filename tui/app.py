@@ -81,10 +81,13 @@ class MlrepoApp(App[str | None]):
         Binding("h", "history", "History", id="history"),
         Binding("d", "disk", "Disk", id="disk"),
         Binding("g", "curves", "Curves", id="curves"),
-        Binding("o", "choose_columns", "Columns", id="columns"),
+        Binding("o", "choose_columns", "Columns", show=False, id="columns"),
         Binding("less_than_sign", "move_column(-1)", "Move column left", show=False, id="column_left"),
         Binding("greater_than_sign", "move_column(1)", "Move column right", show=False, id="column_right"),
-        Binding("p", "pick", "Pick & quit", id="pick"),
+        Binding("x", "remove('trash')", "Trash", id="trash"),
+        Binding("a", "remove('archive')", "Archive", id="archive"),
+        Binding("k", "keep_top", "Keep top K by column", show=False, id="keep_top"),
+        Binding("p", "pick", "Pick", id="pick"),
         Binding("r", "reload", "Reload", show=False, id="reload"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="clear_filter"),
         Binding("question_mark", "show_help_panel", "Keys", id="help"),
@@ -93,7 +96,7 @@ class MlrepoApp(App[str | None]):
 
     #: actions of the models table; other screens have their own keys and do not show these
     TABLE_ACTIONS = frozenset({"focus_filter", "sort", "best", "mark", "compare", "history", "disk", "curves",
-                               "choose_columns", "move_column", "pick", "clear_filter"})
+                               "choose_columns", "move_column", "pick", "clear_filter", "remove", "keep_top"})
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return action not in self.TABLE_ACTIONS or len(self.screen_stack) == 1
@@ -222,10 +225,9 @@ class MlrepoApp(App[str | None]):
                           show_row_labels=False, zebra_stripes=True)
         await self.query_one("#body", Horizontal).mount(table, before=0)
         hit = self.frame["id"].index_of(selected) if selected is not None else None
-        # set at once, so keys pressed right after the refresh act on the right cell; scroll once laid out
-        target = {"row": hit or 0, "column": min(max(column, 1), len(cols))}
-        table.move_cursor(**target)
-        self.call_after_refresh(table.move_cursor, **target)
+        # set at once (not after the next refresh), so keys pressed right after a refresh act on the right cell
+        table.move_cursor(row=hit or 0, column=min(max(column, 1), len(cols)))
+        self.call_after_refresh(table._scroll_cursor_into_view)  # a new table scrolls once it has a size
         table.focus()
         self.update_status()
         self.show_detail(hit or 0 if self.frame.height else None)
@@ -428,6 +430,50 @@ class MlrepoApp(App[str | None]):
         row = self.frame["id"].index_of(model_id)
         if row is not None:
             self.query_one("#models", DataTable).move_cursor(row=row)
+
+    # -- prune and archive ----------------------------------------------------------------------------------
+    def _act_on(self, plan, how: str) -> None:
+        from mlrepo.tui.prune import PlanScreen
+
+        async def done(report) -> None:
+            if report is None:
+                return
+            moved, failed = len(report.succeeded), len(report.failed)
+            freed = human_size(sum(o.bytes_freed for o in report.succeeded))
+            text = f"{moved} models {'trashed' if how == 'trash' else 'archived'}, {freed} freed"
+            if failed:
+                text += f"; {failed} not moved: " + "; ".join(f"{o.label}: {o.message}" for o in report.failed[:3])
+            self.notify(text, title=how, severity="warning" if failed else "information", timeout=8)
+            self.marked.clear()
+            self.load()  # the live index follows too; this makes the statuses current at once
+
+        self.push_screen(PlanScreen(plan, how), done)
+
+    def action_remove(self, how: str) -> None:
+        """Trash or archive the marked models (or the one under the cursor), after the plan is confirmed."""
+        if self.index is None or not self.checked:
+            return
+        from mlrepo.commands.plan import plan_selection
+
+        ids = sorted(self.marked) or [i for i in [self.selected_id()] if i]
+        if ids:
+            self._act_on(plan_selection(self.index, refs=ids, kind="prune" if how == "trash" else "archive"), how)
+
+    def action_keep_top(self) -> None:
+        """A keep-top rule on the metric under the cursor, per line: the plan shows what the rest would free."""
+        column = self.current_column()
+        if self.index is None or not self.checked or column is None or not column.startswith("metrics."):
+            self.notify("move the cursor to a metric column first", severity="warning")
+            return
+        from mlrepo.commands.plan import KeepRules, plan_prune
+        from mlrepo.tui.prune import KeepTopScreen
+
+        def chosen(k: int | None) -> None:
+            if k is not None and self.index is not None:
+                rules = KeepRules(keep_top=k, metrics=(column,), per="line", where=self.view.where)
+                self._act_on(plan_prune(self.index, rules), "trash")
+
+        self.push_screen(KeepTopScreen(column, "line"), chosen)
 
     def action_pick(self) -> None:
         row = self.selected_row()

@@ -1,0 +1,324 @@
+"""``mlrepo prune``, ``mlrepo archive`` and ``mlrepo restore``: show the plan, ask, then run the shared operations.
+
+The plan goes to stdout (a table, or JSON with ``--format json``); questions, progress and per-model results go to
+stderr. ``--dry-run`` stops after the plan. Without ``--yes`` a terminal is asked; with no terminal nothing happens
+and the exit code is 3.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+import click
+import orjson
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.table import Table
+
+from mlrepo.commands import operations
+from mlrepo.commands.journal import Busy, is_within
+from mlrepo.commands.output import human_size, stdout_console
+from mlrepo.commands.plan import KeepRules, Plan, RestoreItem, parse_age, plan_prune, plan_restore, plan_selection
+from mlrepo.repo_index import Index, IndexError_, open_index
+from mlrepo.repo_index.columns import UsageError
+
+EXIT_FAILED, EXIT_REFUSED = 1, 3
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class RefusedError(click.ClickException):
+    exit_code = EXIT_REFUSED
+
+
+class Failed(click.ClickException):
+    exit_code = EXIT_FAILED
+
+
+def _load(root: str) -> Index:
+    try:
+        return open_index(root)
+    except IndexError_ as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _recover(root: str) -> None:
+    try:
+        messages = operations.recover_pending(root)
+    except Busy as exc:
+        raise Failed(str(exc)) from None
+    for line in messages:
+        err.print(f"recovered: {line}", markup=False)
+
+
+def split_root(args: Sequence[str], selecting: bool) -> tuple[str, list[str]]:
+    """``[ROOT] MODEL…``: the first argument is ROOT when it is a folder and the others (if any) are not paths
+    outside it; otherwise ROOT is the current folder and every argument names a model."""
+    if not args:
+        return ".", []
+    first, rest = args[0], list(args[1:])
+    if os.path.isdir(first) and (selecting or rest):
+        if all(not os.path.exists(a) or is_within(a, first) for a in rest):
+            return first, rest
+    return ".", list(args)
+
+
+def _confirm(question: str, yes: bool, what: str) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise RefusedError(f"nothing {what}: no terminal to ask on; add --yes to go ahead")
+    click.confirm(question, default=False, abort=True, err=True)
+
+
+def _progress_bar(total_bytes: int, label: str) -> tuple[Progress | None, Callable | None]:
+    if not err.is_terminal:
+        return None, None
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                   TimeRemainingColumn(), console=err, transient=True)
+    task = bar.add_task(label, total=max(total_bytes, 1))
+
+    def update(state: operations.Progress) -> None:
+        what = f"{label} {state.done}/{state.total}" + (f" {state.current}" if state.current else "")
+        bar.update(task, completed=state.bytes_done, description=what)
+
+    return bar, update
+
+
+def _run_with_progress(total_bytes: int, label: str, work: Callable[[Callable | None], operations.Report]
+                       ) -> operations.Report:
+    bar, update = _progress_bar(total_bytes, label)
+    try:
+        if bar is None:
+            return work(None)
+        with bar:
+            return work(update)
+    except Busy as exc:
+        raise Failed(str(exc)) from None
+
+
+# -- rendering --------------------------------------------------------------------------------------------------
+def plan_table(plan: Plan) -> Table:
+    metric = plan.keys[0].column.removeprefix("metrics.") if plan.keys else None
+    title = {"prune": "prune plan", "archive": "archive plan"}.get(plan.kind, plan.kind)
+    table = Table(title=title, header_style="bold", show_edge=False, pad_edge=False, title_justify="left")
+    table.add_column("action")
+    table.add_column("model", overflow="fold")
+    table.add_column("id")
+    table.add_column("size", justify="right")
+    if metric:
+        table.add_column(metric, justify="right")
+    table.add_column("why", overflow="fold")
+    verb = "archive" if plan.kind == "archive" else "remove"
+    for d in sorted(plan.decisions, key=lambda d: (not d.remove, d.group, d.path)):
+        action = f"[red]{verb}[/]" if d.remove else ("[yellow]keep[/]" if d.protected else "[green]keep[/]")
+        cells = [action, d.label or d.path, d.id, human_size(d.size_bytes)]
+        if metric:
+            cells.append("" if d.value is None else f"{d.value:.4g}")
+        cells.append("; ".join(d.reasons))
+        table.add_row(*cells)
+    return table
+
+
+def groups_table(plan: Plan) -> Table:
+    table = Table(title=f"per {plan.per}", header_style="bold", show_edge=False, pad_edge=False,
+                  title_justify="left")
+    for name, justify in (("group", "left"), ("models", "right"), ("keep", "right"), ("remove", "right"),
+                          ("frees", "right")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for g in plan.groups():
+        table.add_row(g.group, str(g.models), str(g.kept), str(g.removed), human_size(g.bytes_freed))
+    return table
+
+
+def _show_plan(plan: Plan, fmt: str, where_to: str) -> None:
+    if fmt == "json":
+        sys.stdout.buffer.write(orjson.dumps(plan.to_dict(), default=str) + b"\n")
+        sys.stdout.flush()
+        return
+    console = stdout_console()
+    for note in plan.notes:
+        err.print(note, style="dim", markup=False)
+    console.print(plan_table(plan))
+    if plan.kind == "prune":
+        console.print()
+        console.print(groups_table(plan))
+    n, total = len(plan.removed), len(plan.decisions)
+    freed = human_size(plan.bytes_freed)
+    verb = "archive" if plan.kind == "archive" else "remove"
+    console.print(f"\n{verb} {n} of {total} models, freeing {'up to ' if where_to == 'archive' else ''}{freed}"
+                  f" ({_destination(where_to)})", markup=False)
+
+
+def _destination(how: str) -> str:
+    return {"trash": "to the trash; `mlrepo restore` brings them back",
+            "archive": "into compressed archives; `mlrepo restore` brings them back",
+            "delete": "deleted permanently"}[how]
+
+
+def _report(report: operations.Report, verb: str) -> None:
+    for o in report.outcomes:
+        if o.ok:
+            where = f" -> {o.where}" if o.where and o.action != "restored" else ""
+            err.print(f"{o.action} {o.label or o.path}{where}", markup=False)
+        else:
+            err.print(f"not {verb}: {o.label or o.path}: {o.message}", markup=False, style="yellow")
+    done = len(report.succeeded)
+    freed = f", freed {human_size(report.bytes_freed)}" if report.bytes_freed > 0 else ""
+    err.print(f"{verb} {done} of {len(report.outcomes)} models{freed}", markup=False)
+    if report.failed:
+        raise Failed(f"{len(report.failed)} model(s) were not {verb}; see above")
+
+
+def _execute(root: str, plan: Plan, how: str, archive_dir: str | None, yes: bool) -> None:
+    n = len(plan.removed)
+    if not n:
+        err.print("nothing to do", markup=False)
+        return
+    if how == "delete" and not yes:
+        raise RefusedError("--delete is permanent: nothing was deleted; add --yes to delete")
+    verb = {"trash": "Remove", "archive": "Archive", "delete": "Delete permanently"}[how]
+    _confirm(f"{verb} {n} models, freeing {'up to ' if how == 'archive' else ''}{human_size(plan.bytes_freed)}?",
+             yes, {"trash": "removed", "archive": "archived", "delete": "deleted"}[how])
+    try:
+        report = _run_with_progress(plan.bytes_freed, {"trash": "trashing", "archive": "archiving",
+                                                       "delete": "deleting"}[how],
+                                    lambda cb: operations.remove_models(root, plan.decisions, how, archive_dir, cb))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    for line in report.recovered:
+        err.print(f"recovered: {line}", markup=False)
+    _report(report, {"trash": "trashed", "archive": "archived", "delete": "deleted"}[how])
+
+
+# -- commands ---------------------------------------------------------------------------------------------------
+dry_run_opt = click.option("--dry-run", is_flag=True, help="Show the plan and stop; nothing is changed.")
+yes_opt = click.option("--yes", "-y", is_flag=True, help="Do it without asking.")
+plan_format_opt = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+                               show_default=True, help="How to show the plan.")
+
+
+@click.command()
+@click.argument("root", default=".", type=click.Path(file_okay=False, path_type=str))
+@click.option("--keep-top", type=click.IntRange(min=0), metavar="K", help="Keep the best K per group by --metric.")
+@click.option("--metric", "metrics", multiple=True, metavar="M",
+              help="Metric to rank by for --keep-top; repeat to break ties.")
+@click.option("--mode", "modes", multiple=True, type=click.Choice(["max", "min"]),
+              help="Override the metric's direction (once, or once per --metric).")
+@click.option("--per", type=click.Choice(["line", "repo", "all"]), default="line", show_default=True,
+              help="The group --keep-top and --keep-last count in.")
+@click.option("--keep-last", type=click.IntRange(min=0), metavar="N", help="Keep the newest N per group.")
+@click.option("--keep-tag", "keep_tags", multiple=True, metavar="T", help="Keep models tagged T (repeatable).")
+@click.option("--older-than", metavar="AGE", help="Only models older than AGE may go (30d, 12h, 2w, 90m).")
+@click.option("--where", "where_expr", metavar="EXPR", help="Only models matching EXPR may go.")
+@click.option("--archive", "archive_to", is_flag=False, flag_value="", default=None, metavar="[DIR]",
+              help="Archive instead of trashing (into DIR; default <root>/.mlrepo/archive).")
+@click.option("--delete", is_flag=True, help="Delete permanently instead of trashing (needs --yes).")
+@dry_run_opt
+@yes_opt
+@plan_format_opt
+def prune(root: str, keep_top: int | None, metrics: tuple[str, ...], modes: tuple[str, ...], per: str,
+          keep_last: int | None, keep_tags: tuple[str, ...], older_than: str | None, where_expr: str | None,
+          archive_to: str | None, delete: bool, dry_run: bool, yes: bool, fmt: str) -> None:
+    """Remove the models that no keep rule keeps (to the trash by default).
+
+    Keep rules are a union: a model goes only when none keeps it. Always kept: models that changed in the last
+    minutes, running ones, runs stored in mlflow.db, folders outside ROOT or behind symlinks.
+    """
+    if archive_to is not None and delete:
+        raise UsageError("--archive and --delete exclude each other")
+    how = "delete" if delete else "archive" if archive_to is not None else "trash"
+    rules = KeepRules(keep_top=keep_top, metrics=tuple(m for ms in metrics for m in ms.split(",") if m.strip()),
+                      modes=modes, per=per, keep_last=keep_last, keep_tags=keep_tags,
+                      older_than=parse_age(older_than) if older_than else None, where=where_expr)
+    rules.check()
+    if not dry_run:
+        _recover(root)
+    idx = _load(root)
+    plan = plan_prune(idx, rules)
+    _show_plan(plan, fmt, how)
+    if dry_run:
+        return
+    _execute(idx.root, plan, how, archive_to or None, yes)
+
+
+@click.command()
+@click.argument("args", nargs=-1, metavar="[ROOT] [MODEL]...")
+@click.option("--where", "where_expr", metavar="EXPR", help="Archive the models matching EXPR.")
+@click.option("--to", "archive_to", type=click.Path(file_okay=False), metavar="DIR",
+              help="Where the archives go (default <root>/.mlrepo/archive), e.g. another disk.")
+@dry_run_opt
+@yes_opt
+@plan_format_opt
+def archive(args: tuple[str, ...], where_expr: str | None, archive_to: str | None, dry_run: bool, yes: bool,
+            fmt: str) -> None:
+    """Move models into compressed archives (.tar.zst); they stay in the index with status archived.
+
+    Each folder is removed only after its archive is written, flushed and verified. MODEL: id, path or
+    repo/line/name.
+    """
+    root, refs = split_root(args, where_expr is not None)
+    if not refs and where_expr is None:
+        raise UsageError("name the models to archive (id, path or repo/line/name), or give --where EXPR")
+    if not dry_run:
+        _recover(root)
+    idx = _load(root)
+    plan = plan_selection(idx, refs, where_expr)
+    _show_plan(plan, fmt, "archive")
+    if dry_run:
+        return
+    _execute(idx.root, plan, "archive", archive_to, yes)
+    refused = [d for d in plan.kept if refs]
+    if refused:
+        raise Failed(f"{len(refused)} named model(s) were not archived: " + "; ".join(
+            f"{d.label}: {d.reasons[0]}" for d in refused[:5]))
+
+
+def restore_table(items: Sequence[RestoreItem]) -> Table:
+    table = Table(title="restore plan", header_style="bold", show_edge=False, pad_edge=False, title_justify="left")
+    for name in ("model", "id", "from", "size", "to", "problem"):
+        table.add_column(name, overflow="fold", justify="right" if name == "size" else "left")
+    for item in items:
+        table.add_row(item.label, item.id, f"{item.kind}: {item.source}", human_size(item.size_bytes), item.path,
+                      item.problem or "")
+    return table
+
+
+@click.command()
+@click.argument("args", nargs=-1, metavar="[ROOT] [MODEL]...")
+@click.option("--all", "everything", is_flag=True, help="Restore every archived and trashed model.")
+@dry_run_opt
+@yes_opt
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def restore(args: tuple[str, ...], everything: bool, dry_run: bool, yes: bool, fmt: str) -> None:
+    """Bring archived or trashed models back to their folders, byte for byte."""
+    root, refs = split_root(args, everything)
+    if not refs and not everything:
+        raise UsageError("name the models to restore (id, path or repo/line/name), or give --all")
+    if not dry_run:
+        _recover(root)
+    idx = _load(root)
+    items = plan_restore(idx, refs, everything)
+    if fmt == "json":
+        sys.stdout.buffer.write(orjson.dumps([{"id": i.id, "path": i.path, "kind": i.kind, "source": i.source,
+                                               "size_bytes": i.size_bytes, "problem": i.problem}
+                                              for i in items]) + b"\n")
+    else:
+        stdout_console().print(restore_table(items))
+    ready = [i for i in items if i.problem is None]
+    if dry_run:
+        return
+    if not ready:
+        err.print("nothing to restore", markup=False)
+        if items:
+            raise Failed(f"{len(items)} model(s) cannot be restored; see the table")
+        return
+    _confirm(f"Restore {len(ready)} models ({human_size(sum(i.size_bytes for i in ready))})?", yes, "restored")
+    report = _run_with_progress(sum(i.size_bytes for i in ready), "restoring",
+                                lambda cb: operations.restore_models(idx.root, ready, cb))
+    for line in report.recovered:
+        err.print(f"recovered: {line}", markup=False)
+    _report(report, "restored")
+    if len(ready) < len(items):
+        raise Failed(f"{len(items) - len(ready)} model(s) could not be restored; see the table")

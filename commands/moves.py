@@ -1,0 +1,423 @@
+"""The journaled moves of one model: archive, trash, delete, restore; and the recovery of interrupted ones.
+
+Each function below is one journaled step (see ``commands.journal``). The order of the writes is what makes a kill
+at any point recoverable; ``recover`` reads the journal and, for each step left behind, looks at the disk and
+finishes or rolls back:
+
+- archive: journal -> temp archive written + fsynced -> renamed -> verified (re-read, hashes compared) -> ledger
+  entry -> journal "archived" (with the archive's sha256) -> folder renamed to a tombstone under ``.mlrepo`` (atomic)
+  -> tombstone deleted. Before "archived", recovery deletes the archive and keeps the folder; after, it checks the
+  archive's sha256 and finishes (or, if the archive is damaged, renames the tombstone back).
+- trash: journal (with the trash entry's predicted name) -> send2trash's rename -> ledger entry. Recovery looks at
+  which of the folder and the trash entry exists.
+- delete: journal -> rename to a tombstone -> tombstone deleted. Recovery deletes a leftover tombstone.
+- restore from an archive: journal -> extract into a staging folder on the target's file system (files fsynced,
+  archive sha256 checked) -> journal "extracted" -> rename into place -> ledger entry and archive removed.
+- restore from the trash: journal -> rename back -> .trashinfo and ledger entry removed.
+
+A model is therefore always whole in its folder, its archive or the trash; the tombstone and staging folders are
+never the only copy once their step says so.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+from mlrepo.commands import tarzst, trash
+from mlrepo.commands.journal import (
+    Step,
+    fault,
+    fsync_dir,
+    leftovers,
+    model_path_problem,
+    now_iso,
+    pending,
+    remove_tree,
+    rename_durably,
+    scratch_dir,
+)
+from mlrepo.repo_index import archived as ledger
+from mlrepo.repo_index.cache import state_dir
+
+ARCHIVE_DIR = "archive"
+
+
+class Refused(Exception):
+    """This model may not be moved (outside the root, a symlink, a folder already in the way...)."""
+
+
+@dataclass(slots=True)
+class Moved:
+    """What happened to one model."""
+
+    id: str
+    path: str
+    action: str  # archived | trashed | deleted | restored
+    where: str | None = None  # the archive, the trash entry, or (restored) the source
+    size_before: int = 0
+    size_after: int = 0  # the archive's size (archived), else 0
+    extra: dict = field(default_factory=dict)
+
+
+def default_archive_dir(root: str) -> str:
+    return os.path.join(state_dir(root), ARCHIVE_DIR)
+
+
+def _stamp() -> str:
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{time.time_ns() % 1_000_000_000:09d}"
+
+
+def _slug(rel: str) -> str:
+    text = "".join(c if c.isalnum() or c in "-_." else "_" for c in rel.replace(os.sep, "__"))
+    return text.strip("._")[:120] or "model"
+
+
+def _entry(model: dict, kind: str, **fields: object) -> dict:
+    return {"kind": kind, "id": model["id"], "rel": model["row"].get("_rel"), "path": model["path"],
+            "moved_at": now_iso(), "row": model["row"], "metrics": model.get("metrics") or {}, **fields}
+
+
+# -- archive ----------------------------------------------------------------------------------------------------
+def archive_model(root: str, model: dict, archive_dir: str, on_bytes=None) -> Moved:
+    """Archive one model folder (``model``: id, path, row, metrics - a plan decision's ``ledger_model()``)."""
+    path = model["path"]
+    problem = model_path_problem(path, root)
+    if problem:
+        raise Refused(problem)
+    os.makedirs(archive_dir, exist_ok=True)
+    stamp = _stamp()
+    stem = f"{_slug(model['row'].get('_rel') or model['id'])}-{model['id']}-{stamp}"
+    final = os.path.join(archive_dir, stem + tarzst.SUFFIX)
+    tmp = os.path.join(archive_dir, f".tmp-{stem}{tarzst.SUFFIX}")
+    tomb = os.path.join(scratch_dir(root, os.path.dirname(path), "tomb"), f"{stamp}-{model['id']}")
+    entry_path = os.path.join(ledger.ledger_dir(root), f"{model['id']}-{stamp}.json")
+    size = int(model["row"].get("size_bytes") or 0)
+    step = Step.begin(root, "archive", phase="writing", id=model["id"], path=path, tmp=tmp, archive=final,
+                      tomb=tomb, ledger=entry_path)
+    fault("archive:journaled")
+    try:
+        written = tarzst.write_archive(path, tmp, on_bytes)
+        fault("archive:written")
+        if os.path.lexists(final):
+            raise tarzst.ArchiveError(f"{final} exists already")
+        rename_durably(tmp, final)
+        fault("archive:renamed")
+        sha, nbytes = tarzst.verify(final, written.listing, folder=path)
+        digest = tarzst.stat_digest(path)
+        fault("archive:verified")
+        ledger.write_entry(root, os.path.basename(entry_path)[:-5], _entry(
+            model, "archive", archive=final, archive_sha256=sha, archive_bytes=nbytes, members=len(written.listing),
+            content_bytes=written.content_bytes))
+        fault("archive:ledger")
+    except BaseException as exc:
+        _rollback_archive(step)
+        if isinstance(exc, (tarzst.ArchiveError, OSError)):
+            raise Refused(str(exc)) from None
+        raise
+    step.update(phase="archived", sha256=sha, digest=digest)
+    fault("archive:journal-archived")
+    try:
+        _finish_archive(step)
+    except OSError as exc:
+        if os.path.lexists(path) and not os.path.lexists(tomb):  # the folder could not be moved: undo
+            _rollback_archive(step, f"rolled back: {exc}")
+            raise Refused(f"could not remove the folder ({exc}); the archive was discarded") from None
+        raise Refused(f"could not finish removing the folder ({exc}); the next run will finish it") from None
+    return Moved(model["id"], path, "archived", final, size, nbytes)
+
+
+def _rollback_archive(step: Step, outcome: str = "rolled back") -> None:
+    """Undo an archive step that had not reached "archived": the folder is untouched; remove what was written."""
+    path = str(step.get("path"))
+    if not os.path.isdir(path) and os.path.lexists(str(step.get("archive"))):
+        # never the last copy: the folder is gone (not by us), so the archive stays as the model's only place
+        step.done("kept archive: folder missing")
+        return
+    for leftover in (step.get("tmp"), step.get("archive")):
+        if leftover and os.path.lexists(str(leftover)):
+            os.unlink(str(leftover))
+            fsync_dir(os.path.dirname(str(leftover)))
+    ledger.remove_entry(str(step.get("ledger")))
+    step.done(outcome)
+
+
+def _finish_archive(step: Step) -> None:
+    """Complete an archive step past "archived": the folder goes to a tombstone, then the tombstone is deleted."""
+    path, tomb = str(step.get("path")), str(step.get("tomb"))
+    if os.path.lexists(path) and not os.path.lexists(tomb):
+        if tarzst.stat_digest(path) != step.get("digest"):  # written to after it was verified: keep it
+            _rollback_archive(step, "rolled back: folder changed after archiving")
+            raise Refused(f"{path} changed after it was archived; left in place")
+        os.makedirs(os.path.dirname(tomb), exist_ok=True)
+        rename_durably(path, tomb)
+        fault("archive:tombstoned")
+    if os.path.lexists(tomb):
+        remove_tree(tomb, "archive:tomb-partial")
+        fault("archive:removed")
+    step.done("archived", archive=step.get("archive"))
+
+
+def _recover_archive(step: Step) -> str:
+    if step.get("phase") != "archived":
+        _rollback_archive(step)
+        return f"rolled back the archiving of {step.get('path')} (the folder was kept)"
+    archive, tomb, path = str(step.get("archive")), str(step.get("tomb")), str(step.get("path"))
+    ok = os.path.isfile(archive) and tarzst.file_sha256(archive) == step.get("sha256")
+    if not ok:  # the verified archive is gone or damaged: the model must stay (or go back) in its folder
+        if os.path.lexists(tomb) and not os.path.lexists(path):
+            whole = tarzst.stat_digest(tomb) == step.get("digest")
+            rename_durably(tomb, path)
+            if not whole:  # its removal had begun: keep the folder and what is left of the archive, and say so
+                step.done("failed: archive damaged, folder partly removed")
+                return f"error: {path}: the archive is damaged and the folder partly removed; both were kept"
+        if os.path.lexists(path):
+            _rollback_archive(step, "rolled back: archive damaged")
+            return f"archive of {path} was damaged; the folder was kept"
+        step.done("failed: archive damaged, folder gone")
+        return f"error: {path}: archive damaged and folder gone"
+    try:
+        _finish_archive(step)
+    except Refused as exc:
+        return str(exc)
+    return f"finished archiving {path}"
+
+
+# -- trash ------------------------------------------------------------------------------------------------------
+def trash_model(root: str, model: dict) -> Moved:
+    path = model["path"]
+    problem = model_path_problem(path, root)
+    if problem:
+        raise Refused(problem)
+    try:
+        target = trash.prepare(path)
+    except (trash.TrashError, OSError) as exc:
+        raise Refused(str(exc)) from None
+    entry_path = os.path.join(ledger.ledger_dir(root), f"{model['id']}-{_stamp()}.json")
+    entry = _entry(model, "trash", trash_files=target.files_path, trash_info=target.info_path,
+                   trash_dir=target.trash_dir, trash_topdir=target.topdir)
+    step = Step.begin(root, "trash", phase="trashing", id=model["id"], path=path, ledger=entry_path, entry=entry)
+    fault("trash:journaled")
+    try:
+        where = trash.move(path, target, fault)
+    except BaseException as exc:
+        _recover_trash(step)
+        if isinstance(exc, (trash.TrashError, OSError)):
+            raise Refused(str(exc)) from None
+        raise
+    fault("trash:moved")
+    entry.update(trash_files=where.files_path, trash_info=where.info_path)
+    ledger.write_entry(root, os.path.basename(entry_path)[:-5], entry)
+    fault("trash:ledger")
+    step.done("trashed", trash_info=where.info_path)
+    return Moved(model["id"], path, "trashed", where.files_path, int(model["row"].get("size_bytes") or 0),
+                 extra={"trash_info": where.info_path})
+
+
+def _recover_trash(step: Step) -> str:
+    entry = dict(step.get("entry"))  # type: ignore[arg-type]
+    path = str(step.get("path"))
+    files, info = str(entry["trash_files"]), str(entry["trash_info"])
+    if os.path.lexists(files) and os.path.lexists(info):  # moved: finish
+        ledger.write_entry(step.root, os.path.basename(str(step.get("ledger")))[:-5], entry)
+        step.done("trashed", trash_info=info)
+        return f"finished trashing {path}"
+    if os.path.lexists(info) and not os.path.lexists(files) and \
+            trash.original_path(info, entry.get("trash_topdir")) == os.path.normpath(path):
+        os.unlink(info)  # the entry was written, the folder not moved: it stays where it is
+        fsync_dir(os.path.dirname(info))
+    step.done("rolled back")
+    return f"rolled back the trashing of {path} (the folder was kept)"
+
+
+# -- delete -----------------------------------------------------------------------------------------------------
+def delete_model(root: str, model: dict) -> Moved:
+    path = model["path"]
+    problem = model_path_problem(path, root)
+    if problem:
+        raise Refused(problem)
+    tomb = os.path.join(scratch_dir(root, os.path.dirname(path), "tomb"), f"{_stamp()}-{model['id']}")
+    step = Step.begin(root, "delete", phase="deleting", id=model["id"], path=path, tomb=tomb)
+    fault("delete:journaled")
+    try:
+        rename_durably(path, tomb)
+    except OSError as exc:
+        step.done("failed")
+        raise Refused(str(exc)) from None
+    fault("delete:tombstoned")
+    remove_tree(tomb, "delete:tomb-partial")
+    fault("delete:removed")
+    step.done("deleted")
+    return Moved(model["id"], path, "deleted", None, int(model["row"].get("size_bytes") or 0))
+
+
+def _recover_delete(step: Step) -> str:
+    tomb = str(step.get("tomb"))
+    if os.path.lexists(tomb):
+        remove_tree(tomb)
+        step.done("deleted")
+        return f"finished deleting {step.get('path')}"
+    step.done("deleted" if not os.path.lexists(str(step.get("path"))) else "rolled back")
+    return f"checked the deletion of {step.get('path')}"
+
+
+# -- restore ----------------------------------------------------------------------------------------------------
+def restore_entry(root: str, entry_path: str, entry: dict, on_bytes=None) -> Moved:
+    """Bring one archived or trashed model (a ledger entry) back to its folder."""
+    path = str(entry["path"])
+    if os.path.lexists(path):
+        raise Refused(f"something is already at {path}; move it away first")
+    if not _within_root(path, root):
+        raise Refused("outside the root")
+    if entry["kind"] == "trash":
+        return _restore_trashed(root, entry_path, entry)
+    return _restore_archived(root, entry_path, entry, on_bytes)
+
+
+def _within_root(path: str, root: str) -> bool:
+    """Whether a folder may be (re)created at ``path``: under the root, through no symlink that leads out."""
+    from mlrepo.commands.journal import is_within
+
+    norm, top = os.path.normpath(os.path.abspath(path)), os.path.normpath(os.path.abspath(root))
+    if not norm.startswith(top.rstrip(os.sep) + os.sep):
+        return False
+    probe = norm
+    while not os.path.exists(probe) and probe != os.path.dirname(probe):
+        probe = os.path.dirname(probe)
+    return is_within(probe, root)
+
+
+def _restore_archived(root: str, entry_path: str, entry: dict, on_bytes=None) -> Moved:
+    path, archive = str(entry["path"]), str(entry["archive"])
+    if not os.path.isfile(archive):
+        raise Refused(f"the archive {archive} is missing")
+    staging = os.path.join(scratch_dir(root, os.path.dirname(path), "staging"), f"{_stamp()}-{entry['id']}")
+    step = Step.begin(root, "restore-archive", phase="extracting", id=entry["id"], path=path, archive=archive,
+                      staging=staging, ledger=entry_path)
+    fault("restore:journaled")
+    try:
+        os.mkdir(staging)
+        top = tarzst.extract(archive, staging, str(entry.get("archive_sha256") or "") or None, on_bytes)
+        if os.path.basename(top) != os.path.basename(path):
+            raise tarzst.ArchiveError(f"{archive} holds {os.path.basename(top)!r}, not {os.path.basename(path)!r}")
+        digest = tarzst.stat_digest(top)
+    except BaseException as exc:
+        remove_tree(staging)
+        step.done("rolled back")
+        if isinstance(exc, (tarzst.ArchiveError, OSError)):
+            raise Refused(str(exc)) from None
+        raise
+    step.update(phase="extracted", top=top, digest=digest)
+    fault("restore:extracted")
+    _finish_restore_archive(step)
+    return Moved(str(entry["id"]), path, "restored", archive, int(entry.get("archive_bytes") or 0),
+                 int(entry["row"].get("size_bytes") or 0))
+
+
+def _finish_restore_archive(step: Step) -> str:
+    path, top, staging = str(step.get("path")), str(step.get("top")), str(step.get("staging"))
+    if os.path.lexists(top) and not os.path.lexists(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        rename_durably(top, path)
+        fault("restore:placed")
+    if not os.path.lexists(path) or tarzst.stat_digest(path) != step.get("digest"):
+        # not ours (or changed since): keep the archive, so the model is not lost
+        if os.path.lexists(staging):
+            remove_tree(staging)
+        step.done("failed: folder in the way")
+        return f"{path}: another folder took its place; the archive was kept"
+    ledger.remove_entry(str(step.get("ledger")))
+    fault("restore:ledger-removed")
+    archive = str(step.get("archive"))
+    if os.path.lexists(archive):
+        os.unlink(archive)
+        fsync_dir(os.path.dirname(archive))
+    fault("restore:archive-removed")
+    if os.path.lexists(staging):
+        remove_tree(staging)
+    step.done("restored")
+    return f"finished restoring {path}"
+
+
+def _recover_restore_archive(step: Step) -> str:
+    if step.get("phase") != "extracted":
+        staging = str(step.get("staging"))
+        if os.path.lexists(staging):
+            remove_tree(staging)
+        step.done("rolled back")
+        return f"rolled back the restoring of {step.get('path')} (the archive was kept)"
+    return _finish_restore_archive(step)
+
+
+def _restore_trashed(root: str, entry_path: str, entry: dict) -> Moved:
+    path, files, info = str(entry["path"]), str(entry["trash_files"]), str(entry["trash_info"])
+    if not os.path.lexists(files):
+        raise Refused(f"its trash entry {files} is gone")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if os.lstat(files).st_dev != os.stat(os.path.dirname(path)).st_dev:
+        raise Refused(f"the trash entry {files} is on another file system")
+    step = Step.begin(root, "restore-trash", phase="moving", id=entry["id"], path=path, files=files, info=info,
+                      ledger=entry_path)
+    fault("untrash:journaled")
+    try:
+        rename_durably(files, path)
+    except OSError as exc:
+        step.done("failed")
+        raise Refused(str(exc)) from None
+    fault("untrash:moved")
+    _finish_restore_trash(step)
+    return Moved(str(entry["id"]), path, "restored", files, 0, int(entry["row"].get("size_bytes") or 0))
+
+
+def _finish_restore_trash(step: Step) -> None:
+    info = str(step.get("info"))
+    if os.path.lexists(info):
+        os.unlink(info)
+        fsync_dir(os.path.dirname(info))
+    fault("untrash:info-removed")
+    ledger.remove_entry(str(step.get("ledger")))
+    fault("untrash:ledger-removed")
+    step.done("restored")
+
+
+def _recover_restore_trash(step: Step) -> str:
+    path, files = str(step.get("path")), str(step.get("files"))
+    if os.path.lexists(path) and not os.path.lexists(files):
+        _finish_restore_trash(step)
+        return f"finished restoring {path} from the trash"
+    step.done("rolled back")
+    return f"rolled back the restoring of {path} (it stays in the trash)"
+
+
+# -- recovery ---------------------------------------------------------------------------------------------------
+_RECOVER = {"archive": _recover_archive, "trash": _recover_trash, "delete": _recover_delete,
+            "restore-archive": _recover_restore_archive, "restore-trash": _recover_restore_trash}
+
+
+def recover(root: str) -> list[str]:
+    """Finish or roll back every step an interrupted run left in the journal (call under the root's Lock).
+    Returns one line per step, saying what was done."""
+    messages = []
+    for leftover in leftovers(root):  # half-written journal or ledger files: never the only record of anything
+        os.unlink(leftover)
+    for entry_path, entry in ledger.read_entries(root):
+        files = str(entry.get("trash_files") or "")
+        if entry["kind"] == "trash" and not os.path.lexists(files) and os.path.isdir(os.path.dirname(files)):
+            ledger.remove_entry(entry_path)  # emptied from the trash, or restored by a file manager: nothing to undo
+            messages.append(f"forgot {entry['path']}: it is no longer in the trash")
+    for path in pending(root):
+        try:
+            step = Step.load(root, path)
+        except (OSError, ValueError):
+            messages.append(f"error: unreadable journal entry {path}; left for inspection")
+            continue
+        handler = _RECOVER.get(str(step.get("op")))
+        if handler is None:
+            messages.append(f"error: unknown journal entry {path}; left for inspection")
+            continue
+        try:
+            messages.append(handler(step))
+        except Exception as exc:  # noqa: BLE001 - one step's trouble never stops the others' recovery
+            messages.append(f"error: could not recover {step.get('path')}: {exc}; will retry next time")
+    return messages
