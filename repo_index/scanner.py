@@ -329,7 +329,7 @@ class Scanner:
                       result: ScanResult, stack: list[Pending]) -> None:
         self._check_stores(rel, names, result)
         for entry in entries:
-            if entry.name in SKIP_DIRS:
+            if entry.name in SKIP_DIRS or entry.name.startswith(".Trash"):  # a volume's trash is no model
                 continue
             try:
                 if not entry.is_dir(follow_symlinks=False):

@@ -111,3 +111,10 @@ def test_scanner_skips_tool_folders(tmp_path, copy_fixture):
         _model(root, f"{tool}/x/00000", json.dumps(GOOD))
     _model(root, ".mlrepo/archive/x/00000", json.dumps(GOOD))
     assert len(mlrepo.open_index(root, use_cache=False)) == 14
+
+
+def test_volume_trash_is_not_indexed(tmp_path):
+    root = tmp_path / "r"
+    _model(root, "a/l/00000", json.dumps(GOOD))
+    _model(root, ".Trash-0/files/l/00001", json.dumps(GOOD))
+    assert len(mlrepo.open_index(root, use_cache=False)) == 1
