@@ -57,6 +57,13 @@ class Cache:
         self.table_path = os.path.join(self.dir, "index.arrow")
         self.state_path = os.path.join(self.dir, "index.json")
 
+    def prepare(self) -> None:
+        """Create the cache folder if it can be; a root that refuses is indexed without a cache."""
+        try:
+            os.makedirs(self.dir, exist_ok=True)
+        except OSError:
+            pass
+
     def load(self) -> tuple[pl.DataFrame, Previous, dict[str, MetricInfo]] | None:
         try:
             with open(self.state_path, "rb") as fh:

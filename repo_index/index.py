@@ -108,6 +108,8 @@ def open_index(root: str | os.PathLike[str] = ".", *, rebuild: bool = False, use
     if not os.path.isdir(root):
         raise IndexError_(f"{root}: not a folder" if os.path.exists(root) else f"{root}: no such folder")
     cache = Cache(root)
+    if use_cache:
+        cache.prepare()  # before the walk: creating .mlrepo/ changes the root's mtime the scan records
     loaded = None if rebuild or not use_cache else cache.load()
     previous_frame, previous, previous_info = loaded if loaded else (None, None, {})
     with _no_gc():
