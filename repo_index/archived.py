@@ -14,14 +14,13 @@ A merged row's hidden ``_store`` names its ledger entry (relative to the root), 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
 import orjson
 import polars as pl
 
-from mlrepo.repo_index.cache import state_dir
+from mlrepo.repo_index.cache import atomic_write, state_dir
 from mlrepo.repo_index.table import BASE_SCHEMA, HIDDEN_SCHEMA, MetricInfo, merge_info, model_id
 
 LEDGER = "ledger"
@@ -47,19 +46,7 @@ def write_entry(root: str, name: str, entry: dict[str, object]) -> str:
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, name + ".json")
     data = orjson.dumps({"version": VERSION, **entry}, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, lambda fh: fh.write(data), durable=True)
     _fsync_dir(folder)
     return path
 

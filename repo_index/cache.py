@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
+from typing import BinaryIO
 from dataclasses import asdict
 
 import orjson
@@ -36,11 +38,16 @@ def cache_dir(root: str) -> str:
     return os.path.join(platformdirs.user_cache_dir("mlrepo"), digest)
 
 
-def _atomic_write(path: str, write) -> None:
+def atomic_write(path: str, write: Callable[[BinaryIO], object], durable: bool = False) -> None:
+    """Write through a temp file and a rename, so a reader never sees half a file; ``durable`` also fsyncs the
+    data before the rename (the ledger needs that, the cache can always be rebuilt)."""
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-", suffix=os.path.basename(path))
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -101,8 +108,8 @@ class Cache:
         }
         try:
             os.makedirs(self.dir, exist_ok=True)
-            _atomic_write(self.table_path, lambda fh: frame.write_ipc(fh, compression="uncompressed"))
-            _atomic_write(self.state_path, lambda fh: fh.write(orjson.dumps(state)))
+            atomic_write(self.table_path, lambda fh: frame.write_ipc(fh, compression="uncompressed"))
+            atomic_write(self.state_path, lambda fh: fh.write(orjson.dumps(state)))
         except OSError:
             return False
         return True

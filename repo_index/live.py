@@ -74,7 +74,15 @@ from mlrepo.repo_index.archived import LEDGER, with_archived
 from mlrepo.repo_index.cache import STATE_DIR, Cache
 from mlrepo.repo_index.index import Index, IndexError_, _drop_empty, apply_changes, open_index
 from mlrepo.repo_index.readers import Place, Reader, StoreReader, default_readers, default_store_readers
-from mlrepo.repo_index.scanner import SKIP_DIRS, Found, Previous, Scanner, scan_model, stamp_of, walk_model
+from mlrepo.repo_index.scanner import (
+    SKIP_DIRS,
+    Found,
+    Previous,
+    Scanner,
+    scan_model,
+    stamp_of,
+    store_models,
+)
 from mlrepo.repo_index.table import _clean_text
 
 log = logging.getLogger("mlrepo.live")
@@ -952,19 +960,13 @@ class LiveIndex:
         stamp = stamp_of(path, [""], [f"{path}-wal"])
         if known is not None and known[0] == stamp:
             return
-        reader = self.store_files[os.path.basename(file_rel)]
-        records = reader.read_store(path, self.root)
+        found, failed = store_models(self.store_files[os.path.basename(file_rel)], path, self.root, stamp)
         rels = []
-        for record in records:
-            model_rel = os.path.relpath(record.path, self.root)
-            if os.path.isdir(record.path):
-                walk = walk_model(record.path)
-                record.size_bytes, record.n_files = walk.size, walk.n_files
-            work.upserts[model_rel] = Found(record, model_rel, [], stamp)
-            work.store_of[model_rel] = file_rel
-            work.removed.discard(model_rel)
-            rels.append(model_rel)
-        failed = len(records) == 1 and records[0].path == path and bool(records[0].errors)
+        for item in found:
+            work.upserts[item.rel] = item
+            work.store_of[item.rel] = file_rel
+            work.removed.discard(item.rel)
+            rels.append(item.rel)
         for model in (known[1] if known else []):
             if model not in rels:
                 work.removed.add(model)

@@ -177,6 +177,20 @@ def scan_model(reader: Reader, place: Place, entries: list[os.DirEntry] | None =
     return Found(record, place.rel, walk.dirs, walk.stamp(place.path, record.meta_files))
 
 
+def store_models(reader: StoreReader, file_path: str, root: str, stamp: int) -> tuple[list[Found], bool]:
+    """Every model a store file records, each folder that exists sized; and whether the store failed to read
+    (then its one record is the store file itself, with the reason)."""
+    records = reader.read_store(file_path, root)
+    found = []
+    for record in records:
+        if os.path.isdir(record.path):
+            walk = walk_model(record.path)
+            record.size_bytes, record.n_files = walk.size, walk.n_files
+        found.append(Found(record, os.path.relpath(record.path, root), [], stamp))
+    failed = len(records) == 1 and records[0].path == file_path and bool(records[0].errors)
+    return found, failed
+
+
 _chunk_readers: dict[str, Reader] = {}
 
 
@@ -375,16 +389,8 @@ class Scanner:
                 result.stores[file_rel] = prev
                 result.store_reused.extend(prev[1])
                 continue
-            records = self.store_files[name].read_store(file_path, self.root)
-            found = []
-            for record in records:
-                model_rel = os.path.relpath(record.path, self.root)
-                if os.path.isdir(record.path):
-                    walk = walk_model(record.path)
-                    record.size_bytes, record.n_files = walk.size, walk.n_files
-                    self.skip_paths.add(os.path.abspath(record.path))
-                found.append(Found(record, model_rel, [], stamp))
-            failed = len(records) == 1 and records[0].path == file_path and bool(records[0].errors)
+            found, failed = store_models(self.store_files[name], file_path, self.root, stamp)
+            self.skip_paths.update(os.path.abspath(f.record.path) for f in found if os.path.isdir(f.record.path))
             # a store that could not be read (locked, corrupt) is read again next time, changed or not
             result.stores[file_rel] = (-1 if failed else stamp, [f.rel for f in found])
             result.store_found.extend(found)
