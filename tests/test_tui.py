@@ -82,6 +82,13 @@ async def test_sort_key_toggles_direction(root):
         await pilot.press("s")
         await pilot.pause(0.2)
         assert app.view.descending and app.frame["name"][0] == "00003"
+        await pilot.press("left", "s")  # now by line; the name order stays on as the tie-breaker
+        await pilot.pause(0.2)
+        assert app.view.sort_keys() == (["line", "name"], [False, True])
+        head = app.frame.head(4)
+        assert head["line"].to_list() == ["00000", "00000", "00000", "cnn_small"]
+        assert head["name"].to_list() == ["00002", "00001", "00000", "00002"]
+        assert "sorted by line, then name" in _status(app)
 
 
 async def test_mark_and_compare(root):

@@ -8,7 +8,9 @@ loads; every error from a worker surfaces as a notification, never a crash.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import polars as pl
 from textual import on, work
@@ -31,6 +33,9 @@ from mlrepo.repo_index.filtering import where
 from mlrepo.repo_index.ranking import direction_by_name, rank_keys
 from mlrepo.tui.palette import ActionsProvider, ModelsProvider
 
+if TYPE_CHECKING:
+    from mlrepo.commands.plan import Plan
+
 GROUPING = ("repo", "line", "name")
 FACTS = ("size_bytes", "updated_at", "status", "format")
 MARK = "●"
@@ -43,6 +48,11 @@ class View:
     where: str | None = None
     sort: str | None = None
     descending: bool = False
+    then: list[tuple[str, bool]] = field(default_factory=list)  # earlier sorts, kept as tie-breakers
+
+    def sort_keys(self) -> tuple[list[str], list[bool]]:
+        keys = [(self.sort, self.descending), *self.then] if self.sort else []
+        return [k for k, _ in keys], [d for _, d in keys]
     columns: list[str] | None = None  # None: the defaults (grouping, all metrics, params that vary)
     recent: list[str] = field(default_factory=list)  # filters used, newest first
 
@@ -204,8 +214,8 @@ class MlrepoApp(App[str | None]):
             self.notify(str(exc), title="filter", severity="error")
             return
         if self.view.sort:
-            frame = frame.sort(self.view.sort, descending=self.view.descending, nulls_last=True,
-                               maintain_order=True)
+            by, descending = self.view.sort_keys()
+            frame = frame.sort(by, descending=descending, nulls_last=True, maintain_order=True)
         cols = self.shown_columns()
         self.frame = frame.select("id", *cols)  # the table shows a mark column where the frame has the id
         display = [
@@ -240,7 +250,7 @@ class MlrepoApp(App[str | None]):
         bad = self.index.unreadable().height
         parts = [count]
         if self.view.sort:
-            parts.append(f"sorted by {self.view.sort}")
+            parts.append(f"sorted by {', then '.join(self.view.sort_keys()[0])}")
         if self.marked:
             parts.append(f"{len(self.marked)} marked")
         if bad:
@@ -306,11 +316,16 @@ class MlrepoApp(App[str | None]):
 
     # -- sorting and columns -------------------------------------------------------------------------------
     async def sort_by(self, column: str) -> None:
-        if self.view.sort == column:
-            self.view.descending = not self.view.descending
-        else:
-            self.view.sort, self.view.descending = column, False
+        self._sort_first(column, not self.view.descending if self.view.sort == column else False)
         await self.refresh_table()
+
+    def _sort_first(self, column: str, descending: bool) -> None:
+        """Sort by ``column``; the sort it replaces stays on as the first tie-breaker (at most two kept)."""
+        view = self.view
+        if view.sort and view.sort != column:
+            view.then = [(view.sort, view.descending), *(k for k in view.then if k[0] != view.sort)]
+        view.then = [k for k in view.then if k[0] != column][:2]
+        view.sort, view.descending = column, descending
 
     async def action_sort(self) -> None:
         column = self.current_column()
@@ -322,7 +337,7 @@ class MlrepoApp(App[str | None]):
         assert self.index is not None
         column = resolve_column(metric, self.index.df.columns, self.index.metrics)
         key = rank_keys([column], [], self.index.df.columns, self.index.metrics)[0]
-        self.view.sort, self.view.descending = column, key.mode == "max"
+        self._sort_first(column, key.mode == "max")
         await self.refresh_table(keep_cursor=False)
         self.notify(f"best first: {key.describe()}")
 
@@ -432,7 +447,7 @@ class MlrepoApp(App[str | None]):
             self.query_one("#models", DataTable).move_cursor(row=row)
 
     # -- prune and archive ----------------------------------------------------------------------------------
-    def _act_on(self, plan, how: str) -> None:
+    def _act_on(self, plan: Plan, how: str) -> None:
         from mlrepo.tui.prune import PlanScreen
 
         async def done(report) -> None:
@@ -449,15 +464,22 @@ class MlrepoApp(App[str | None]):
 
         self.push_screen(PlanScreen(plan, how), done)
 
+    @work(thread=True, exclusive=True, group="plan")
+    def plan_then_confirm(self, make_plan: Callable[[], Plan], how: str) -> None:
+        """Plans look at every candidate's files (the recent-change rule): made in a worker, then confirmed."""
+        plan = make_plan()
+        self.call_from_thread(self._act_on, plan, how)
+
     def action_remove(self, how: str) -> None:
         """Trash or archive the marked models (or the one under the cursor), after the plan is confirmed."""
         if self.index is None or not self.checked:
             return
         from mlrepo.commands.plan import plan_selection
 
-        ids = sorted(self.marked) or [i for i in [self.selected_id()] if i]
+        index, ids = self.index, sorted(self.marked) or [i for i in [self.selected_id()] if i]
+        kind = "prune" if how == "trash" else "archive"
         if ids:
-            self._act_on(plan_selection(self.index, refs=ids, kind="prune" if how == "trash" else "archive"), how)
+            self.plan_then_confirm(lambda: plan_selection(index, refs=ids, kind=kind), how)
 
     def action_keep_top(self) -> None:
         """A keep-top rule on the metric under the cursor, per line: the plan shows what the rest would free."""
@@ -468,10 +490,12 @@ class MlrepoApp(App[str | None]):
         from mlrepo.commands.plan import KeepRules, plan_prune
         from mlrepo.tui.prune import KeepTopScreen
 
+        index, where_text = self.index, self.view.where
+
         def chosen(k: int | None) -> None:
-            if k is not None and self.index is not None:
-                rules = KeepRules(keep_top=k, metrics=(column,), per="line", where=self.view.where)
-                self._act_on(plan_prune(self.index, rules), "trash")
+            if k is not None:
+                rules = KeepRules(keep_top=k, metrics=(column,), per="line", where=where_text)
+                self.plan_then_confirm(lambda: plan_prune(index, rules), "trash")
 
         self.push_screen(KeepTopScreen(column, "line"), chosen)
 
