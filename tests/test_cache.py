@@ -88,15 +88,3 @@ def test_read_only_root_caches_elsewhere(copy_fixture, tmp_path, monkeypatch):
     finally:
         os.chmod(root, 0o755)
 
-
-def test_worker_processes_give_the_same_index(copy_fixture, monkeypatch):
-    """A large tree is read by worker processes in chunks: the table must be the one a serial scan gives."""
-    from mlrepo.repo_index import scanner
-
-    root = copy_fixture(CASCADE_018)
-    serial = mlrepo.open_index(root, use_cache=False)
-    monkeypatch.setattr(scanner, "CHUNK", 3)
-    monkeypatch.setattr(scanner, "PROCESSES", 2)
-    chunked = mlrepo.open_index(root, use_cache=False)
-    assert chunked.df.drop("_rel", strict=False).sort("path").equals(serial.df.sort("path"))
-    assert chunked.metrics == serial.metrics

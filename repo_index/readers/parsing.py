@@ -23,12 +23,12 @@ class MetaError(Exception):
 def read_bytes(path: str) -> bytes:
     try:
         with open(path, "rb") as fh:
-            data = fh.read(MAX_META_BYTES + 1)
+            size = os.fstat(fh.fileno()).st_size  # read(MAX + 1) would allocate MAX bytes for every file
+            if size > MAX_META_BYTES:
+                raise MetaError(f"{os.path.basename(path)}: {size} bytes, too large for metadata")
+            return fh.read()
     except OSError as exc:
         raise MetaError(f"{os.path.basename(path)}: cannot read ({exc.strerror or exc})") from None
-    if len(data) > MAX_META_BYTES:
-        raise MetaError(f"{os.path.basename(path)}: over {MAX_META_BYTES} bytes, too large for metadata")
-    return data
 
 
 def _decode(path: str, data: bytes) -> str:
