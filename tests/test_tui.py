@@ -16,7 +16,7 @@ from mlrepo.tui.curves import CurvesScreen
 from mlrepo.tui.disk import DiskScreen
 from mlrepo.tui.history import HistoryScreen
 
-SNAPSHOT_ROOT = Path("/tmp/mlrepo-snapshot-fixture/cascade-0.18")  # fixed: paths show in the detail pane
+SNAPSHOT_BASE = Path("/tmp/mlrepo-snapshot")  # fixed, one per screen: paths show on screen; tests run in parallel
 
 
 async def _loaded(pilot, app: MlrepoApp) -> None:
@@ -206,9 +206,10 @@ SCREENS = {"main": [], "history": ["h"], "disk": ["d", "enter"], "compare": ["m"
 
 @pytest.mark.parametrize("screen", sorted(SCREENS))
 def test_screen_snapshots(snap_compare, screen):
-    if SNAPSHOT_ROOT.exists():
-        shutil.rmtree(SNAPSHOT_ROOT)
-    shutil.copytree(CASCADE_018, SNAPSHOT_ROOT)
+    root = SNAPSHOT_BASE / screen / "cascade-0.18"
+    if root.exists():
+        shutil.rmtree(root)
+    shutil.copytree(CASCADE_018, root)
 
     async def settle(pilot):
         await _loaded(pilot, pilot.app)
@@ -216,7 +217,7 @@ def test_screen_snapshots(snap_compare, screen):
             await pilot.press(key)
             await pilot.pause(0.2)
 
-    assert snap_compare(MlrepoApp(str(SNAPSHOT_ROOT), label="cascade-0.18"), terminal_size=(150, 36),
+    assert snap_compare(MlrepoApp(str(root), label="cascade-0.18", live=False), terminal_size=(150, 36),
                         run_before=settle)
 
 
