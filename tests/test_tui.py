@@ -307,3 +307,21 @@ async def test_keep_top_rule_shows_a_plan(copy_fixture, tmp_path, monkeypatch):
         assert isinstance(app.screen, PlanScreen)
         title = str(app.screen.query_one("#plan-title").render())
         assert "Trash 3 of 14 models" in title  # sgd_sweep keeps its best; the lines without score_d keep all
+
+
+async def test_updates_while_another_screen_is_open(root):
+    """A live update (or a finished load) refreshes the table behind the history screen without a crash."""
+    app = MlrepoApp(str(root), live=False)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await _loaded(pilot, app)
+        await pilot.press("h")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, HistoryScreen)
+        await app.refresh_table()
+        app.view.where = "params.optimizer.name = 'adam'"
+        await app.refresh_table()
+        assert isinstance(app.screen, HistoryScreen)
+        assert _status(app).startswith("4 of 14 models")
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        assert app.focused is app.main_screen.query_one("#models")

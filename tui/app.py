@@ -18,6 +18,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
+from textual.screen import Screen
 from textual.suggester import SuggestFromList
 from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState
@@ -134,6 +135,18 @@ class MlrepoApp(App[str | None]):
         yield Static(f"indexing {self.label} …", id="status")
         yield Footer()
 
+    @property
+    def main_screen(self) -> Screen:
+        """The models table's screen: queries go there even while a dialog or another screen is on top."""
+        return self.screen_stack[0]
+
+    def pop_screen(self):  # noqa: ANN201 - Textual's AwaitComplete
+        """Back on the models table: focus the table (the widget focused before may have been replaced)."""
+        done = super().pop_screen()
+        if len(self.screen_stack) == 1:
+            self.call_after_refresh(lambda: self.main_screen.query_one("#models", DataTable).focus())
+        return done
+
     def on_mount(self) -> None:
         self.sub_title = self.label
         self.load()
@@ -203,9 +216,9 @@ class MlrepoApp(App[str | None]):
         if self.index is None:
             return
         selected = focus_id or (self.selected_id() if keep_cursor else None)
-        column = self.query_one("#models", DataTable).cursor_column
+        column = self.main_screen.query_one("#models", DataTable).cursor_column
         frame = self.index.df
-        filter_box = self.query_one("#filter", Input)
+        filter_box = self.main_screen.query_one("#filter", Input)
         try:
             frame = where(frame, self.view.where, self.index.metrics)
             filter_box.remove_class("-error")
@@ -230,15 +243,16 @@ class MlrepoApp(App[str | None]):
         shown = self.frame.with_columns(display).select(" ", *cols)
         labels = [" "] + [("size" if c == "size_bytes" else c.removeprefix("metrics."))
                           + (("▼" if self.view.descending else "▲") if c == self.view.sort else "") for c in cols]
-        await self.query_one("#models", DataTable).remove()
+        await self.main_screen.query_one("#models", DataTable).remove()
         table = DataTable(id="models", data=shown, column_labels=labels, max_column_content_width=40,
                           show_row_labels=False, zebra_stripes=True)
-        await self.query_one("#body", Horizontal).mount(table, before=0)
+        await self.main_screen.query_one("#body", Horizontal).mount(table, before=0)
         hit = self.frame["id"].index_of(selected) if selected is not None else None
         # set at once (not after the next refresh), so keys pressed right after a refresh act on the right cell
         table.move_cursor(row=hit or 0, column=min(max(column, 1), len(cols)))
         self.call_after_refresh(table._scroll_cursor_into_view)  # a new table scrolls once it has a size
-        table.focus()
+        if self.screen is self.main_screen:  # a live update may land while another screen is open
+            table.focus()
         self.update_status()
         self.show_detail(hit or 0 if self.frame.height else None)
 
@@ -258,12 +272,12 @@ class MlrepoApp(App[str | None]):
         parts += [size, self.label]
         if not self.checked:
             parts.append("checking the disk …")
-        self.query_one("#status", Static).update("  ·  ".join(parts))
+        self.main_screen.query_one("#status", Static).update("  ·  ".join(parts))
 
     def selected_id(self) -> str | None:
         if self.frame is None or self.frame.is_empty():
             return None
-        row = self.query_one("#models", DataTable).cursor_row
+        row = self.main_screen.query_one("#models", DataTable).cursor_row
         return self.frame["id"][row] if 0 <= row < self.frame.height else None
 
     def selected_row(self) -> dict | None:
@@ -273,7 +287,10 @@ class MlrepoApp(App[str | None]):
         return self.index.df.row(by_predicate=pl.col("id") == model_id, named=True)
 
     def show_detail(self, row_index: int | None) -> None:
-        body = self.query_one("#detail-body", Static)
+        bodies = self.main_screen.query("#detail-body")
+        if not bodies:  # the app is closing
+            return
+        body = bodies.first(Static)
         if self.index is None or self.frame is None or row_index is None or row_index >= self.frame.height:
             body.update("")
             return
@@ -284,7 +301,7 @@ class MlrepoApp(App[str | None]):
         """The index column under the cursor (the table's mark column stands where the frame has the id)."""
         if self.frame is None:
             return None
-        col = self.query_one("#models", DataTable).cursor_column
+        col = self.main_screen.query_one("#models", DataTable).cursor_column
         return self.frame.columns[col] if 1 <= col < self.frame.width else None
 
     @on(DataTable.CellHighlighted)
@@ -307,10 +324,10 @@ class MlrepoApp(App[str | None]):
             event.input.suggester = SuggestFromList(self.view.recent, case_sensitive=False)
 
     def action_focus_filter(self) -> None:
-        self.query_one("#filter", Input).focus()
+        self.main_screen.query_one("#filter", Input).focus()
 
     async def action_clear_filter(self) -> None:
-        self.query_one("#filter", Input).value = ""
+        self.main_screen.query_one("#filter", Input).value = ""
         self.view.where = None
         await self.refresh_table()
 
@@ -372,7 +389,7 @@ class MlrepoApp(App[str | None]):
         cols.insert(j, cols.pop(i))
         self.view.columns = cols
         await self.refresh_table()
-        self.call_after_refresh(lambda: self.query_one("#models", DataTable).move_cursor(column=j + 1))
+        self.call_after_refresh(lambda: self.main_screen.query_one("#models", DataTable).move_cursor(column=j + 1))
 
     # -- marks and screens ---------------------------------------------------------------------------------
     async def action_mark(self) -> None:
@@ -380,7 +397,7 @@ class MlrepoApp(App[str | None]):
         if model_id is None or self.frame is None:
             return
         self.marked ^= {model_id}
-        row = self.query_one("#models", DataTable).cursor_row
+        row = self.main_screen.query_one("#models", DataTable).cursor_row
         following = self.frame["id"][min(row + 1, self.frame.height - 1)]
         await self.refresh_table(focus_id=following)
 
@@ -439,12 +456,12 @@ class MlrepoApp(App[str | None]):
             return
         if model_id not in self.frame["id"]:
             self.view.where = None
-            self.query_one("#filter", Input).value = ""
+            self.main_screen.query_one("#filter", Input).value = ""
             await self.refresh_table()
         assert self.frame is not None
         row = self.frame["id"].index_of(model_id)
         if row is not None:
-            self.query_one("#models", DataTable).move_cursor(row=row)
+            self.main_screen.query_one("#models", DataTable).move_cursor(row=row)
 
     # -- prune and archive ----------------------------------------------------------------------------------
     def _act_on(self, plan: Plan, how: str) -> None:
