@@ -213,7 +213,7 @@ class MlrepoApp(App[str | None]):
             await self._refresh_table(keep_cursor, focus_id)
 
     async def _refresh_table(self, keep_cursor: bool, focus_id: str | None) -> None:
-        if self.index is None:
+        if self.index is None or not self.screen_stack:  # nothing yet, or the app is closing
             return
         selected = focus_id or (self.selected_id() if keep_cursor else None)
         column = self.main_screen.query_one("#models", DataTable).cursor_column
@@ -287,7 +287,7 @@ class MlrepoApp(App[str | None]):
         return self.index.df.row(by_predicate=pl.col("id") == model_id, named=True)
 
     def show_detail(self, row_index: int | None) -> None:
-        bodies = self.main_screen.query("#detail-body")
+        bodies = self.main_screen.query("#detail-body") if self.screen_stack else None
         if not bodies:  # the app is closing
             return
         body = bodies.first(Static)
