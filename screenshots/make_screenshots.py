@@ -59,6 +59,15 @@ async def shoot(root: str) -> list[Path]:
         await app.jump_to(app.index.df.filter(app.index.df["format"] == "mlflow")["id"][0])
         await pilot.press("g")
         await save(app, pilot, "curves")
+        await pilot.press("escape")
+        await app.sort_best("metrics.loss")
+        app.view.sort = None
+        app.view.columns = ["repo", "line", "name", "metrics.loss", "size_bytes", "updated_at"]
+        await app.refresh_table()
+        await pilot.press("right", "right", "right", "k")
+        await pilot.pause(0.3)
+        await pilot.press("3", "enter")
+        await save(app, pilot, "prune")
     return shots
 
 
@@ -66,6 +75,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = os.path.join(tmp, "demo")
         write_demo(root)
+        old = 1_750_000_000  # the demo's models are months old, as on a real disk: none is "just changed"
+        for dirpath, _dirs, files in os.walk(root):
+            for name in [*files, "."]:
+                os.utime(os.path.join(dirpath, name), (old, old))
         shots = asyncio.run(shoot(root))
     converter = shutil.which("rsvg-convert")
     for svg in shots:
