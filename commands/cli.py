@@ -294,7 +294,18 @@ def tui(root: str, demo: bool) -> None:
         return
     from mlrepo.tui.app import MlrepoApp  # textual only loads for this command
 
-    picked = MlrepoApp(root, label="demo" if demo else root).run()
+    app = MlrepoApp(root, label="demo" if demo else root)
+    if sys.stdout.isatty():
+        picked = app.run()
+    else:  # `cd "$(mlrepo tui)"`: Textual sizes the screen from stdout, so it sees the terminal until the pick
+        sys.stdout.flush()
+        saved = os.dup(1)
+        os.dup2(2, 1)
+        try:
+            picked = app.run()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
     if picked:
         click.echo(picked)
 

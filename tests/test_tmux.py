@@ -36,10 +36,13 @@ def test_tui_in_tmux_filters_sorts_and_prints_the_pick(copy_fixture, tmp_path):
     root = copy_fixture(CASCADE_018)
     out = tmp_path / "picked.txt"
     session = f"mlrepo-{uuid.uuid4().hex[:8]}"
-    command = f"TERM=xterm-256color {MLREPO} tui {root} > {out}"
+    command = f"env -u COLUMNS -u LINES TERM=xterm-256color {MLREPO} tui {root} > {out}"  # no stale sizes
     _tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "40", command)
     try:
-        _wait_for(session, "14 models")
+        screen = _wait_for(session, "14 models")
+        # stdout is a file here: the app must still size itself to the terminal (160 columns, 40 rows)
+        lines = screen.rstrip("\n").split("\n")
+        assert len(lines) == 40 and "14 models" in lines[-2] and "palette" in lines[-1][100:]
         time.sleep(1.0)  # let the table settle and take focus (this machine may be loaded)
         _tmux("send-keys", "-t", session, "/")
         time.sleep(0.3)
