@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import sys
-from collections.abc import Sequence
 from datetime import datetime
 from typing import BinaryIO
 
@@ -103,7 +102,3 @@ def write(frame: pl.DataFrame, fmt: str, out: BinaryIO | None = None, title: str
     else:  # guarded by click.Choice
         raise ValueError(fmt)
     stream.flush()
-
-
-def pick_columns(frame: pl.DataFrame, wanted: Sequence[str] | None, default: Sequence[str]) -> list[str]:
-    return list(wanted) if wanted else [c for c in default if c in frame.columns]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -67,6 +66,3 @@ def to_number(value: object) -> float | None:
             return None
     return None
 
-
-def is_finite(value: float | None) -> bool:
-    return value is not None and math.isfinite(value)
