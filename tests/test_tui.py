@@ -27,6 +27,15 @@ async def _loaded(pilot, app: MlrepoApp) -> None:
     await pilot.pause(0.1)
 
 
+async def _wait_screen(pilot, app: MlrepoApp, screen_type: type) -> None:
+    """Screens opened from a worker (plans are made off the UI thread) come when they come: wait, up to 10 s."""
+    for _ in range(200):
+        if isinstance(app.screen, screen_type):
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"{screen_type.__name__} never opened; on {app.screen!r}")
+
+
 def _text(renderable) -> str:
     console = Console(width=300, file=io.StringIO(), record=True)
     console.print(renderable)
@@ -264,14 +273,13 @@ async def test_trash_marked_after_confirming_the_plan(copy_fixture, tmp_path, mo
         await app.sort_best("score_d")  # sgd_sweep 00003, 00002, 00000, 00001 first
         await pilot.press("m", "m")
         await pilot.press("x")
-        await pilot.pause(0.3)
-        assert isinstance(app.screen, PlanScreen)
+        await _wait_screen(pilot, app, PlanScreen)
         assert "Trash 2 of 2 models" in str(app.screen.query_one("#plan-title").render())
         await pilot.press("escape")  # cancel: nothing moves
         await pilot.pause(0.2)
         assert (root / "tabular" / "sgd_sweep" / "00003").is_dir()
         await pilot.press("x")
-        await pilot.pause(0.3)
+        await _wait_screen(pilot, app, PlanScreen)
         app.screen.query_one("#plan-go").press()
         for _ in range(100):
             await pilot.pause(0.1)
@@ -300,11 +308,9 @@ async def test_keep_top_rule_shows_a_plan(copy_fixture, tmp_path, monkeypatch):
         await pilot.press("right")  # onto score_d
         assert app.current_column() == "metrics.score_d"
         await pilot.press("k")
-        await pilot.pause(0.2)
-        assert isinstance(app.screen, KeepTopScreen), [n.message for n in app._notifications]
+        await _wait_screen(pilot, app, KeepTopScreen)
         await pilot.press("1", "enter")
-        await pilot.pause(0.3)
-        assert isinstance(app.screen, PlanScreen)
+        await _wait_screen(pilot, app, PlanScreen)
         title = str(app.screen.query_one("#plan-title").render())
         assert "Trash 3 of 14 models" in title  # sgd_sweep keeps its best; the lines without score_d keep all
 
