@@ -144,8 +144,12 @@ class MlrepoApp(App[str | None]):
         """Back on the models table: focus the table (the widget focused before may have been replaced)."""
         done = super().pop_screen()
         if len(self.screen_stack) == 1:
-            self.call_after_refresh(lambda: self.main_screen.query_one("#models", DataTable).focus())
+            self.call_after_refresh(self._focus_table)
         return done
+
+    def _focus_table(self) -> None:
+        for table in self.main_screen.query("#models"):  # none while a refresh swaps it: that one focuses itself
+            table.focus()
 
     def on_mount(self) -> None:
         self.sub_title = self.label
