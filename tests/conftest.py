@@ -44,3 +44,21 @@ def copy_fixture(tmp_path: Path):
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture
+def ws(copy_fixture):
+    """The real Cascade 0.18 workspace, its files months old: prune's recent-change rule keeps nothing of it."""
+    from treeutil import age
+
+    root = copy_fixture(CASCADE_018, "repo")
+    age(root)
+    return root
+
+
+@pytest.fixture
+def env(tmp_path):
+    """An environment whose freedesktop trash is in tmp, for commands run as subprocesses."""
+    from treeutil import trash_env
+
+    return trash_env(tmp_path / "user")

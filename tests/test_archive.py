@@ -9,22 +9,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-from treeutil import age, archive_snapshot, mlrepo, snapshot, trash_env
+from treeutil import age, archive_snapshot, mlrepo, snapshot
 
-from conftest import CASCADE_018, FIXTURES
-
-
-@pytest.fixture
-def ws(copy_fixture):
-    root = copy_fixture(CASCADE_018, "repo")
-    age(root)
-    return root
-
-
-@pytest.fixture
-def env(tmp_path):
-    return trash_env(tmp_path / "user")
+from conftest import FIXTURES
 
 
 def _odd_files(model: Path) -> None:

@@ -9,26 +9,13 @@ import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import pytest
-from treeutil import age, mlrepo, snapshot, trash_env
+from treeutil import age, mlrepo, snapshot
 
 from conftest import CASCADE_018, FIXTURES
 
 MLFLOW_FILE = FIXTURES / "mlflow_file"
 MLFLOW_SQLITE = FIXTURES / "mlflow_sqlite"
 ACC = ["--keep-top", "2", "--metric", "metrics.accuracy"]
-
-
-@pytest.fixture
-def ws(copy_fixture, tmp_path):
-    root = copy_fixture(CASCADE_018, "repo")
-    age(root)
-    return root
-
-
-@pytest.fixture
-def env(tmp_path):
-    return trash_env(tmp_path / "user")
 
 
 def plan_of(root: Path, *args: str, env=None) -> dict:
