@@ -67,7 +67,7 @@ def model_panel(row: dict, index: Index) -> Panel:
             params.add_row(col.removeprefix("params."), cell(row[col]))
     files = Panel(_files(row["path"]), title="files", title_align="left", expand=False)
     title = "/".join(str(p) for p in (row["repo"], row["line"], row["name"]) if p)
-    return Panel(Group(facts, metrics, params, files), title=title, title_align="left")
+    return Panel(Group(facts, metrics, params, files), title=title, title_align="left", expand=False)
 
 
 def diff_table(a: dict, b: dict, index: Index, show_all: bool = False) -> Table:

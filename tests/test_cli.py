@@ -173,3 +173,11 @@ def test_012_best_and_python_api():
 def test_tui_without_a_terminal_lists_instead(ws, cli):
     r = cli("tui", ws, stdin="")
     assert r.code == 0 and "needs a terminal" in r.err and "rf_baseline" in r.out
+
+
+def test_show_and_diff_piped_have_sane_line_lengths(ws, cli):
+    """Piped output never wraps tables, but a panel must not stretch to the unbounded width either."""
+    for args in (("show", "tabular/rf_baseline/00002", "--root", ws),
+                 ("diff", "rf_baseline/00001", "rf_baseline/00002", "--root", ws)):
+        r = cli(*args)
+        assert r.code == 0 and max(len(line) for line in r.out.splitlines()) < 300
