@@ -12,7 +12,7 @@ import re
 from datetime import datetime, timezone
 
 from mlrepo.repo_index.readers import Place
-from mlrepo.repo_index.readers.parsing import MetaError, flatten, load_file
+from mlrepo.repo_index.readers.parsing import MetaError, flatten, load_file, take_params
 from mlrepo.repo_index.records import Metric, ModelRecord, to_number
 
 META_NAMES = ("meta.json", "meta.yml", "meta.yaml")
@@ -106,11 +106,7 @@ def _first_block(data: object) -> object:
 def _fill(rec: ModelRecord, block: dict, meta: str) -> None:
     rec.created_at = parse_time(block.get("created_at"))
     rec.updated_at = parse_time(block.get("updated_at") or block.get("saved_at"))
-    params = block.get("params")
-    if isinstance(params, dict):
-        rec.params = flatten(params)
-    elif params is not None:
-        rec.add_error(f"{meta}: params is a {type(params).__name__}, expected a mapping")
+    take_params(rec, block.get("params"), meta)
 
     metrics = block.get("metrics")
     if isinstance(metrics, dict):  # 0.4-0.12; a nested value (per-class scores) becomes dotted names

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from mlrepo.repo_index.readers import Place
-from mlrepo.repo_index.readers.parsing import MetaError, flatten, load_file
+from mlrepo.repo_index.readers.parsing import MetaError, flatten, load_file, take_params
 from mlrepo.repo_index.records import Metric, ModelRecord, to_number
 
 METRIC_FILES = ("metrics.json", "metrics.yaml", "metrics.yml")
@@ -38,11 +38,7 @@ class GenericReader:
             rec.add_error(str(exc))
         if params_name:
             try:
-                params = load_file(os.path.join(path, params_name))
-                if isinstance(params, dict):
-                    rec.params = flatten(params)
-                elif params is not None:
-                    rec.add_error(f"{params_name}: params is a {type(params).__name__}, expected a mapping")
+                take_params(rec, load_file(os.path.join(path, params_name)), params_name)
             except MetaError as exc:
                 rec.add_error(str(exc))
         return rec

@@ -17,7 +17,7 @@ import yaml
 
 from mlrepo.repo_index.readers import Place
 from mlrepo.repo_index.readers.history import thin
-from mlrepo.repo_index.readers.parsing import MetaError, flatten, load_file, load_text
+from mlrepo.repo_index.readers.parsing import MetaError, load_file, load_text, take_params
 from mlrepo.repo_index.records import Metric, ModelRecord
 
 _VERSION = re.compile(r"^version_\d+$")
@@ -116,11 +116,7 @@ class LightningReader:
         rec.meta_files = [m for m in MARKERS if m in place.names]
         if "hparams.yaml" in place.names:
             try:
-                hparams = load_hparams(os.path.join(path, "hparams.yaml"))
-                if isinstance(hparams, dict):
-                    rec.params = flatten(hparams)
-                elif hparams is not None:
-                    rec.add_error(f"hparams.yaml: a {type(hparams).__name__}, expected a mapping")
+                take_params(rec, load_hparams(os.path.join(path, "hparams.yaml")), "hparams.yaml")
             except MetaError as exc:
                 rec.add_error(str(exc))
         if "metrics.csv" in place.names:

@@ -8,6 +8,8 @@ import os
 import orjson
 import yaml
 
+from mlrepo.repo_index.records import ModelRecord
+
 try:  # the C loader is ~10x faster; pure-Python PyYAML builds lack it
     _YamlLoader: type = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover
@@ -84,3 +86,11 @@ def flatten(value: object, prefix: str = "", out: dict[str, object] | None = Non
     elif prefix:
         out[prefix] = value
     return out
+
+
+def take_params(rec: ModelRecord, value: object, source: str) -> None:
+    """Params from a parsed mapping, flattened; anything else is reported on the model, not guessed at."""
+    if isinstance(value, dict):
+        rec.params = flatten(value)
+    elif value is not None:
+        rec.add_error(f"{source}: params is a {type(value).__name__}, expected a mapping")
