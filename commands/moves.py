@@ -80,12 +80,17 @@ def _entry(model: dict, kind: str, **fields: object) -> dict:
 
 
 # -- archive ----------------------------------------------------------------------------------------------------
-def archive_model(root: str, model: dict, archive_dir: str, on_bytes=None) -> Moved:
-    """Archive one model folder (``model``: id, path, row, metrics - a plan decision's ``ledger_model()``)."""
-    path = model["path"]
-    problem = model_path_problem(path, root)
+def _movable(root: str, model: dict) -> str:
+    """The model's folder, or Refused when it may not be moved (outside ROOT, behind a symlink...)."""
+    problem = model_path_problem(model["path"], root)
     if problem:
         raise Refused(problem)
+    return model["path"]
+
+
+def archive_model(root: str, model: dict, archive_dir: str, on_bytes=None) -> Moved:
+    """Archive one model folder (``model``: id, path, row, metrics - a plan decision's ``ledger_model()``)."""
+    path = _movable(root, model)
     os.makedirs(archive_dir, exist_ok=True)
     stamp = _stamp()
     stem = f"{_slug(model['row'].get('_rel') or model['id'])}-{model['id']}-{stamp}"
@@ -186,10 +191,7 @@ def _recover_archive(step: Step) -> str:
 
 # -- trash ------------------------------------------------------------------------------------------------------
 def trash_model(root: str, model: dict) -> Moved:
-    path = model["path"]
-    problem = model_path_problem(path, root)
-    if problem:
-        raise Refused(problem)
+    path = _movable(root, model)
     try:
         target = trash.prepare(path)
     except (trash.TrashError, OSError) as exc:
@@ -233,10 +235,7 @@ def _recover_trash(step: Step) -> str:
 
 # -- delete -----------------------------------------------------------------------------------------------------
 def delete_model(root: str, model: dict) -> Moved:
-    path = model["path"]
-    problem = model_path_problem(path, root)
-    if problem:
-        raise Refused(problem)
+    path = _movable(root, model)
     tomb = os.path.join(scratch_dir(root, os.path.dirname(path), "tomb"), f"{_stamp()}-{model['id']}")
     step = Step.begin(root, "delete", phase="deleting", id=model["id"], path=path, tomb=tomb)
     fault("delete:journaled")
