@@ -19,9 +19,9 @@ import platformdirs
 import polars as pl
 
 from mlrepo.repo_index.scanner import Previous
-from mlrepo.repo_index.table import MetricInfo
+from mlrepo.repo_index.table import MetricInfo, split_paths
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 STATE_DIR = ".mlrepo"
 
 
@@ -80,12 +80,11 @@ class Cache:
             frame = pl.read_ipc(self.table_path)
         except Exception:  # missing, stale or damaged: rebuilt from the disk, which is the truth anyway
             return None
-        rels = frame["_rel"].to_list()
         models = {
-            rel: (fmt, dirs, meta, stamp)
+            rel: (fmt, split_paths(dirs), split_paths(meta), stamp)
             for rel, fmt, dirs, meta, stamp, store in zip(
-                rels, frame["format"].to_list(), frame["_dirs"].to_list(), frame["_meta"].to_list(),
-                frame["_stamp"].to_list(), frame["_store"].to_list(), strict=True)
+                frame["_rel"].to_list(), frame["format"].to_list(), frame["_dirs"].to_list(),
+                frame["_meta"].to_list(), frame["_stamp"].to_list(), frame["_store"].to_list(), strict=True)
             if store is None
         }
         previous = Previous(

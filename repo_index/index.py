@@ -110,9 +110,9 @@ def open_index(root: str | os.PathLike[str] = ".", *, rebuild: bool = False, use
     cache = Cache(root)
     if use_cache:
         cache.prepare()  # before the walk: creating .mlrepo/ changes the root's mtime the scan records
-    loaded = None if rebuild or not use_cache else cache.load()
-    previous_frame, previous, previous_info = loaded if loaded else (None, None, {})
     with _no_gc():
+        loaded = None if rebuild or not use_cache else cache.load()
+        previous_frame, previous, previous_info = loaded if loaded else (None, None, {})
         result: ScanResult = Scanner(root, previous=previous, extra_skip=[cache.dir]).scan()
 
     store_of = {f.rel: store for store, (_stamp, rels) in result.stores.items() for f in result.store_found
@@ -120,12 +120,15 @@ def open_index(root: str | os.PathLike[str] = ".", *, rebuild: bool = False, use
     with _no_gc():
         fresh, fresh_info = build_frame([*result.found, *result.store_found], store_of=store_of)
     reused = set(result.reused) | set(result.store_reused)
-    parts = [fresh]
-    if previous_frame is not None and reused:
-        parts.insert(0, previous_frame.filter(pl.col("_rel").is_in(list(reused))))
-    raw = pl.concat(parts, how="diagonal_relaxed") if len(parts) > 1 else fresh
-    raw = _drop_empty(raw.unique("_rel", keep="last", maintain_order=True).sort("path"))
-    info = {k: v for k, v in merge_info([previous_info, fresh_info]).items() if k in raw.columns}
+    if previous_frame is not None and fresh.is_empty() and len(reused) == previous_frame.height:
+        raw, info = previous_frame, previous_info  # nothing changed: the cached table is the index
+    else:
+        parts = [fresh]
+        if previous_frame is not None and reused:
+            parts.insert(0, previous_frame.filter(pl.col("_rel").is_in(list(reused))))
+        raw = pl.concat(parts, how="diagonal_relaxed") if len(parts) > 1 else fresh
+        raw = _drop_empty(raw.unique("_rel", keep="last", maintain_order=True).sort("path"))
+        info = {k: v for k, v in merge_info([previous_info, fresh_info]).items() if k in raw.columns}
 
     stats = ScanStats(read=len(result.found) + len(result.store_found), reused=len(reused),
                       skipped=result.skipped, skeleton=result.skeleton, stores=result.stores)

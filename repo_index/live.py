@@ -83,7 +83,7 @@ from mlrepo.repo_index.scanner import (
     stamp_of,
     store_models,
 )
-from mlrepo.repo_index.table import _clean_text
+from mlrepo.repo_index.table import _clean_text, split_paths
 
 log = logging.getLogger("mlrepo.live")
 
@@ -446,8 +446,8 @@ class LiveIndex:
         for rel, fmt, dirs, meta, stamp, store in zip(
                 raw["_rel"].to_list(), raw["format"].to_list(), raw["_dirs"].to_list(), raw["_meta"].to_list(),
                 raw["_stamp"].to_list(), raw["_store"].to_list(), strict=True):
-            models[rel] = _Model(fmt, dirs or [], meta or [], stamp, store)
-            n_dirs += len(dirs or ())
+            model = models[rel] = _Model(fmt, split_paths(dirs), split_paths(meta), stamp, store)
+            n_dirs += len(model.dirs)
         with self._lock:
             self._index = index
             self._models = models
@@ -1034,7 +1034,7 @@ class LiveIndex:
                     self._n_dirs -= len(gone.dirs)
                 row = after.get(clean[rel])
                 if row is not None:
-                    model = _Model(row["format"], row["_dirs"] or [], row["_meta"] or [], row["_stamp"],
+                    model = _Model(row["format"], split_paths(row["_dirs"]), split_paths(row["_meta"]), row["_stamp"],
                                    row["_store"])
                     self._models[rel] = model
                     self._link(rel, model)

@@ -74,15 +74,21 @@ def _mtime(path: str) -> int:
         return -1
 
 
-def stamp_of(path: str, dirs: Sequence[str], meta_files: Sequence[str]) -> int:
-    """A number that changes when a folder's listing or a metadata file changes."""
+def stamp_of(path: str, dirs: Sequence[str], meta_files: Sequence[str], dir_fd: int | None = None) -> int:
+    """A number that changes when a folder's listing or a metadata file changes (``meta_files`` relative to
+    ``path``, or absolute). With ``dir_fd``, ``path`` is relative to that folder: the kernel then resolves a short
+    path (a sixth faster at 100k models)."""
     parts: list[int] = []
-    base = path + os.sep  # plain concatenation: os.path.join is a third of this loop's cost at 100k models
+    stat = os.stat
+    base = path + "/"  # plain concatenation: os.path.join is a third of this loop's cost at 100k models
     for rel in dirs:
-        parts.append(_mtime(base + rel if rel else path))
+        try:
+            parts.append(stat(base + rel if rel else path, dir_fd=dir_fd, follow_symlinks=False).st_mtime_ns)
+        except OSError:
+            parts.append(-1)
     for rel in meta_files:
         try:
-            st = os.lstat(base + rel)
+            st = stat(rel if rel.startswith("/") else base + rel, dir_fd=dir_fd, follow_symlinks=False)
             parts.extend((st.st_mtime_ns, st.st_size))
         except OSError:
             parts.extend((-1, -1))
@@ -261,18 +267,40 @@ class Scanner:
         prev = self.previous
         assert prev is not None
         self._check_stores(rel, None, result)
+        models = []
         for child in prev.children.get(rel, ()):
             if child in prev.skeleton:
                 stack.append((child, None, False))
             elif child in prev.models:
-                self._revalidate_model(child, result)
+                models.append(child)
+        self._revalidate_models(rel, models, result)
 
-    def _revalidate_model(self, rel: str, result: ScanResult) -> None:
-        fmt, dirs, meta_files, stamp = self.previous.models[rel]  # type: ignore[union-attr]
-        path = self._abs(rel)
-        if stamp_of(path, dirs, meta_files) == stamp:
-            result.reused.append(rel)
+    def _revalidate_models(self, rel: str, children: list[str], result: ScanResult) -> None:
+        """Known models in folder ``rel``: unchanged stamps are reused; the others are read again."""
+        if not children:
             return
+        models = self.previous.models  # type: ignore[union-attr]
+        changed = []
+        try:
+            fd = os.open(self._abs(rel), os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            return  # the folder went between listing and now: its models went with it
+        try:
+            cut = len(rel) + 1 if rel else 0
+            for child in children:
+                _fmt, dirs, meta_files, stamp = models[child]
+                if stamp_of(child[cut:], dirs, meta_files, fd) == stamp:
+                    result.reused.append(child)
+                else:
+                    changed.append(child)
+        finally:
+            os.close(fd)
+        for child in changed:
+            self._reread_model(child, result)
+
+    def _reread_model(self, rel: str, result: ScanResult) -> None:
+        fmt = self.previous.models[rel][0]  # type: ignore[union-attr]
+        path = self._abs(rel)
         reader = self.by_format.get(fmt)
         try:
             entries, names = _list(path)
@@ -295,6 +323,7 @@ class Scanner:
     def _visit_listed(self, rel: str, entries: list[os.DirEntry], names: frozenset[str],
                       result: ScanResult, stack: list[Pending]) -> None:
         self._check_stores(rel, names, result)
+        known_models = []
         for entry in entries:
             if entry.name in SKIP_DIRS or entry.name.startswith(".Trash"):  # a volume's trash is no model
                 continue
@@ -309,7 +338,7 @@ class Scanner:
                 continue
             prev = self.previous
             if prev is not None and child in prev.models:
-                self._revalidate_model(child, result)
+                known_models.append(child)
                 continue
             if prev is not None and child in prev.skeleton:
                 stack.append((child, None, False))
@@ -325,6 +354,7 @@ class Scanner:
                 self._queue(reader, place, child_entries)
             else:
                 stack.append((child, (child_entries, child_names), True))
+        self._revalidate_models(rel, known_models, result)
 
     def _check_stores(self, rel: str, names: frozenset[str] | None, result: ScanResult) -> None:
         """Store files (``mlflow.db``) in this folder: re-read when their stamp changed."""
