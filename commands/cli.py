@@ -109,11 +109,13 @@ def ls(root: str, where_expr: str | None, sort_col: str | None, asc: bool | None
     frame = where(idx.df, where_expr, idx.metrics)
     if sort_col:
         col = resolve_column(sort_col, frame.columns, idx.metrics)
-        if asc is None:  # metrics best first, everything else ascending
+        if asc is None and col.startswith("metrics."):  # best first, saying which way is best
             from mlrepo.repo_index.ranking import rank_keys
 
-            asc = not col.startswith("metrics.") or rank_keys([col], [], frame.columns, idx.metrics)[0].mode == "min"
-        frame = frame.sort(col, descending=not asc, nulls_last=True, maintain_order=True)
+            key = rank_keys([col], [], frame.columns, idx.metrics)[0]
+            asc = key.mode == "min"
+            err.print(f"sorted best first: {key.describe()}", style="dim")
+        frame = frame.sort(col, descending=not (asc is None or asc), nulls_last=True, maintain_order=True)
     if limit is not None:
         frame = frame.head(limit)
     wanted = _split(columns)
@@ -162,12 +164,27 @@ def best(root: str, metrics: tuple[str, ...], modes: tuple[str, ...], per: str |
     output.write(winners.select(shown) if fmt in ("table", "md") else winners.drop("rank"), fmt)
 
 
+def _indexed_root_of(path: str) -> str | None:
+    """The nearest folder above ``path`` that mlrepo has indexed (it holds ``.mlrepo/index.json``)."""
+    parent = os.path.dirname(path)
+    while parent != path:
+        if os.path.isfile(os.path.join(parent, ".mlrepo", "index.json")):
+            return parent
+        path, parent = parent, os.path.dirname(parent)
+    return None
+
+
 def _model_and_index(ref: str, root: str | None) -> tuple[Index, dict]:
+    """The index to look MODEL up in: ``--root``; for a folder given by path, the root already indexed above it,
+    else the current folder when it holds the model, else the folder three levels up (repo/line/name)."""
     if root is None:
         path = os.path.abspath(ref)
-        inside_cwd = os.path.commonpath([path, os.getcwd()]) == os.getcwd()
-        root = "." if not os.path.isdir(path) or inside_cwd else os.path.dirname(os.path.dirname(
-            os.path.dirname(path)))
+        if not os.path.isdir(path):
+            root = "."
+        else:
+            inside_cwd = os.path.commonpath([path, os.getcwd()]) == os.getcwd()
+            root = _indexed_root_of(path) or ("." if inside_cwd else os.path.dirname(os.path.dirname(
+                os.path.dirname(path))))
     idx = _load(root)
     return idx, find_model(idx, ref)
 
@@ -191,14 +208,14 @@ def show(model: str, root: str | None, fmt: str) -> None:
 @click.argument("model_a")
 @click.argument("model_b")
 @click.option("--root", type=click.Path(file_okay=False), help="Root to look in (default: current folder).")
-@click.option("--all", "show_all", is_flag=True, help="Also list params and metrics that are equal.")
-def diff(model_a: str, model_b: str, root: str | None, show_all: bool) -> None:
+@click.option("--changed", "changed_only", is_flag=True, help="Only the params and metrics that differ.")
+def diff(model_a: str, model_b: str, root: str | None, changed_only: bool) -> None:
     """Params and metrics of two models side by side, differences marked."""
     from mlrepo.commands.views import diff_table
 
     idx, a = _model_and_index(model_a, root)
     b = find_model(idx, model_b)
-    output.stdout_console().print(diff_table(a, b, idx, show_all))
+    output.stdout_console().print(diff_table(a, b, idx, changed_only))
 
 
 @cli.command()
@@ -310,6 +327,11 @@ def tui(root: str, demo: bool) -> None:
         click.echo(picked)
 
 
+def _one_line(message: str) -> str:
+    """Libraries' messages can span lines (polars adds its plan); the first non-empty line says what went wrong."""
+    return next((line.strip() for line in message.splitlines() if line.strip()), message)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one clear line on stderr for every error, never a traceback."""
     try:
@@ -317,8 +339,10 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         err.print("aborted", markup=False)
         code = EXIT_FAILED
-    except click.ClickException as exc:
-        exc.show()
+    except click.ClickException as exc:  # click's usage errors too: one line, pointing at the command's help
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if isinstance(exc, click.UsageError) and ctx else ""
+        err.print(f"mlrepo: error: {_one_line(exc.format_message())}{hint}", markup=False)
         code = exc.exit_code
     except UsageError as exc:
         err.print(f"mlrepo: error: {exc}", markup=False)
@@ -329,11 +353,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.close()  # the reader went away (| head): not an error
         code = 0
     except Exception as exc:  # the promise: a message, not a traceback
-        err.print(f"mlrepo: error: {type(exc).__name__}: {exc}", markup=False)
+        err.print(f"mlrepo: error: {type(exc).__name__}: {_one_line(str(exc))}", markup=False)
         code = EXIT_FAILED
     except BaseException as exc:  # pyo3 panics (polars) are BaseExceptions; exits and interrupts pass
         if isinstance(exc, (SystemExit, GeneratorExit)):
             raise
-        err.print(f"mlrepo: error: internal error in a library: {exc}", markup=False)
+        err.print(f"mlrepo: error: internal error in a library: {_one_line(str(exc))}", markup=False)
         code = EXIT_FAILED
     sys.exit(code if isinstance(code, int) else 0)

@@ -314,7 +314,9 @@ def restore(args: tuple[str, ...], everything: bool, dry_run: bool, yes: bool, f
         if items:
             raise Failed(f"{len(items)} model(s) cannot be restored; see the table")
         return
-    _confirm(f"Restore {len(ready)} models ({human_size(sum(i.size_bytes for i in ready))})?", yes, "restored")
+    if not yes and sys.stdin.isatty():  # restoring destroys nothing: without a terminal it just goes ahead
+        click.confirm(f"Restore {len(ready)} models ({human_size(sum(i.size_bytes for i in ready))})?",
+                      default=False, abort=True, err=True)
     report = _run_with_progress(sum(i.size_bytes for i in ready), "restoring",
                                 lambda cb: operations.restore_models(idx.root, ready, cb))
     for line in report.recovered:

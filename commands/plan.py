@@ -25,7 +25,7 @@ from mlrepo.repo_index.columns import UsageError
 from mlrepo.repo_index.filtering import where as filter_where
 from mlrepo.repo_index.index import Index, find_model
 from mlrepo.repo_index.ranking import GROUPS, RankKey, rank, rank_keys
-from mlrepo.repo_index.table import raw_metric_key
+from mlrepo.repo_index.rows import raw_metric_key
 
 from mlrepo.commands.journal import model_path_problem
 

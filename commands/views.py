@@ -70,7 +70,8 @@ def model_panel(row: dict, index: Index) -> Panel:
     return Panel(Group(facts, metrics, params, files), title=title, title_align="left", expand=False)
 
 
-def diff_table(a: dict, b: dict, index: Index, show_all: bool = False) -> Table:
+def diff_table(a: dict, b: dict, index: Index, changed_only: bool = False) -> Table:
+    """Every param and metric either model has, side by side; a differing one is marked ``*`` and highlighted."""
     def label(row: dict) -> str:
         return f"{row['id']}\n" + "/".join(str(p) for p in (row["repo"], row["line"], row["name"]) if p)
 
@@ -79,19 +80,19 @@ def diff_table(a: dict, b: dict, index: Index, show_all: bool = False) -> Table:
     table.add_column("key")
     table.add_column(label(a))
     table.add_column(label(b))
-    same = 0
+    same = differ = 0
     for col in [*index.metric_columns, *index.param_columns]:
         va, vb = a.get(col), b.get(col)
         if va is None and vb is None:
             continue
         differs = va != vb
-        if not differs:
-            same += 1
-            if not show_all:
-                continue
-        style = "bold yellow" if differs else "dim"
+        differ += differs
+        same += not differs
+        if changed_only and not differs:
+            continue
+        style = "bold yellow" if differs else ""
         table.add_row("*" if differs else "", Text(col, style=style), cell(va), cell(vb))
-    table.caption = f"{same} equal keys hidden (--all shows them)" if same and not show_all else None
+    table.caption = f"{differ} differ (*), {same} equal" + (" (hidden)" if changed_only and same else "")
     return table
 
 

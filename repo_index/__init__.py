@@ -1,6 +1,20 @@
 """The model index: format readers, the scanner, the polars table and its cache, filters, ranking, lineage, disk
 usage. Pure data: never imports textual."""
 
-from mlrepo.repo_index.index import Index, IndexError_, open_index
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mlrepo.repo_index.index import Index, IndexError_, open_index
 
 __all__ = ["Index", "IndexError_", "open_index"]
+
+
+def __getattr__(name: str) -> object:
+    """Loaded on first use (PEP 562): a scan worker imports the scanner and readers without polars."""
+    if name in __all__:
+        from mlrepo.repo_index import index
+
+        return getattr(index, name)
+    raise AttributeError(f"module 'mlrepo.repo_index' has no attribute {name!r}")

@@ -21,7 +21,8 @@ import orjson
 import polars as pl
 
 from mlrepo.repo_index.cache import atomic_write, state_dir
-from mlrepo.repo_index.table import BASE_SCHEMA, HIDDEN_SCHEMA, MetricInfo, merge_info, model_id
+from mlrepo.repo_index.rows import MetricInfo, merge_info, model_id
+from mlrepo.repo_index.table import BASE_SCHEMA, HIDDEN_SCHEMA
 
 LEDGER = "ledger"
 VERSION = 1

@@ -19,7 +19,7 @@ import platformdirs
 import polars as pl
 
 from mlrepo.repo_index.scanner import Previous
-from mlrepo.repo_index.table import MetricInfo, split_paths
+from mlrepo.repo_index.rows import MetricInfo, split_paths
 
 CACHE_VERSION = 2
 STATE_DIR = ".mlrepo"

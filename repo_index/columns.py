@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 
-from mlrepo.repo_index.table import MetricInfo
+from mlrepo.repo_index.rows import MetricInfo
 
 
 class UsageError(ValueError):

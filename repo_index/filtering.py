@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from mlrepo.repo_index.columns import UsageError, resolve_column
-from mlrepo.repo_index.table import MetricInfo
+from mlrepo.repo_index.rows import MetricInfo
 
 _TOKEN = re.compile(
     r"""(?P<str>'(?:[^']|'')*')|(?P<qid>"[^"]*")|(?P<num>\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+)"""

@@ -83,7 +83,7 @@ from mlrepo.repo_index.scanner import (
     stamp_of,
     store_models,
 )
-from mlrepo.repo_index.table import _clean_text, split_paths
+from mlrepo.repo_index.rows import _clean_text, split_paths
 
 log = logging.getLogger("mlrepo.live")
 

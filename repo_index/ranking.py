@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from mlrepo.repo_index.columns import UsageError, resolve_metric
-from mlrepo.repo_index.table import MetricInfo
+from mlrepo.repo_index.rows import MetricInfo
 
 #: Words that mark a metric as minimised when its metadata does not say.
 MINIMISED = frozenset({

@@ -44,10 +44,11 @@ class ModelRecord:
 
     @classmethod
     def in_folder(cls, path: str, fmt: str) -> "ModelRecord":
-        """A record grouped by place, as most formats lay models out: grandparent / parent / folder."""
-        parent = os.path.dirname(path)
-        return cls(path=path, format=fmt, repo=os.path.basename(os.path.dirname(parent)) or None,
-                   line=os.path.basename(parent) or None, name=os.path.basename(path))
+        """A record grouped by place, as most formats lay models out: grandparent / parent / folder.
+        ``path`` is absolute and normalised, so splitting at separators is what basename/dirname would do."""
+        parent, _, name = path.rpartition(os.sep)
+        grand, _, line = parent.rpartition(os.sep)
+        return cls(path=path, format=fmt, repo=grand.rpartition(os.sep)[2] or None, line=line or None, name=name)
 
     def add_error(self, message: str) -> None:
         self.errors.append(message)

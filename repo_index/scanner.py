@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import stat as stat_mod
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -66,6 +67,11 @@ class ScanResult:
     store_reused: list[str]
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why) for folders that could not be listed
 
+    def store_of(self) -> dict[str, str]:
+        """Rel of each model read from a store file -> rel of that store file."""
+        found = {f.rel for f in self.store_found}
+        return {rel: store for store, (_stamp, rels) in self.stores.items() for rel in rels if rel in found}
+
 
 def _mtime(path: str) -> int:
     try:
@@ -103,7 +109,7 @@ class Walk:
     n_files: int = 0
     dirs: list[str] = field(default_factory=lambda: [""])
     dir_mtimes: dict[str, int] = field(default_factory=dict)
-    files: dict[str, tuple[int, int]] = field(default_factory=dict)  # rel -> (mtime_ns, size)
+    files: dict[str, tuple[int, int]] = field(default_factory=dict)  # kept files: rel -> (mtime_ns, size)
     lo: int = 1 << 62
     hi: int = 0
 
@@ -122,11 +128,15 @@ class Walk:
         return hash(tuple(parts))
 
 
-def walk_model(path: str, top: list[os.DirEntry] | None = None) -> Walk:
+def walk_model(path: str, top: list[os.DirEntry] | None = None, keep: Collection[str] = ()) -> Walk:
     """Size, file count, inner folders and mtimes of a model folder; symlinks are counted, not followed.
-    ``top`` is the folder's own listing when the caller already made it."""
+    ``top`` is the folder's own listing when the caller already made it; the files in ``keep`` (relative paths:
+    the metadata files) have their mtime and size kept for the stamp."""
     walk = Walk()
-    walk.dir_mtimes[""] = _mtime(path)
+    dirs, dir_mtimes, files = walk.dirs, walk.dir_mtimes, walk.files
+    dir_mtimes[""] = _mtime(path)
+    size = n_files = hi = 0
+    lo = walk.lo
     stack = [""]
     while stack:
         rel = stack.pop()
@@ -143,17 +153,22 @@ def walk_model(path: str, top: list[os.DirEntry] | None = None) -> Walk:
                 st = entry.stat(follow_symlinks=False)
             except OSError:
                 continue
-            sub = f"{rel}/{entry.name}" if rel else entry.name
             if stat_mod.S_ISDIR(st.st_mode):
-                walk.dirs.append(sub)
-                walk.dir_mtimes[sub] = st.st_mtime_ns
+                sub = f"{rel}/{entry.name}" if rel else entry.name
+                dirs.append(sub)
+                dir_mtimes[sub] = st.st_mtime_ns
                 stack.append(sub)
                 continue
-            walk.size += st.st_size
-            walk.n_files += 1
-            walk.files[sub] = (st.st_mtime_ns, st.st_size)
-            walk.lo = min(walk.lo, st.st_mtime_ns)
-            walk.hi = max(walk.hi, st.st_mtime_ns)
+            mtime = st.st_mtime_ns
+            size += st.st_size
+            n_files += 1
+            if mtime < lo:
+                lo = mtime
+            if mtime > hi:
+                hi = mtime
+            if keep and (sub := f"{rel}/{entry.name}" if rel else entry.name) in keep:
+                files[sub] = (mtime, st.st_size)
+    walk.size, walk.n_files, walk.lo, walk.hi = size, n_files, lo, hi
     return walk
 
 
@@ -168,7 +183,7 @@ def scan_model(reader: Reader, place: Place, entries: list[os.DirEntry] | None =
     except Exception as exc:  # a reader bug must not sink the index: report it on the model
         record = ModelRecord(path=place.path, format=reader.format, name=os.path.basename(place.path))
         record.add_error(f"reader failed: {type(exc).__name__}: {exc}")
-    walk = walk_model(place.path, entries)
+    walk = walk_model(place.path, entries, record.meta_files)
     record.size_bytes, record.n_files = walk.size, walk.n_files
     dir_mtime = walk.dir_mtimes[""]
     if record.updated_at is None:
@@ -226,40 +241,81 @@ class Scanner:
 
     # -- the walk ------------------------------------------------------------------------------------------
     def scan(self) -> ScanResult:
-        prev = self.previous
-        result = ScanResult([], [], {}, {}, [], [])
+        result = self.start()
+        self.run([("", None, True)], result)
+        return result
+
+    def start(self) -> ScanResult:
+        """A fresh result for ``run``; a parallel scan (``parallel.py``) drives ``run`` and ``run_task`` itself."""
         self._found: list[Found] = []
-        stack: list[Pending] = [("", None, True)]
+        self._deferred: list[tuple[str, str]] = []
+        self._defer_after: float | None = None
+        result = ScanResult(self._found, [], {}, {}, [], [])
+        return result
+
+    def run(self, stack: list[Pending], result: ScanResult, defer_after: float | None = None) -> None:
+        """Search the folders on ``stack``, depth first. With ``defer_after`` (a ``perf_counter`` time), stop once
+        it has passed: the folders still on the stack are left there, and claimed models are kept in ``deferred``
+        instead of being read, for other processes to share."""
         self._stack = stack
+        self._defer_after = defer_after
         while stack:
-            rel, listing, claimed = stack.pop()
+            if defer_after is not None and time.perf_counter() > defer_after:
+                return
+            self.step(stack.pop(), result)
+
+    def step(self, item: Pending, result: ScanResult) -> None:
+        """Visit one folder: claim it or list it, pushing the folders to search onto the stack."""
+        prev, stack = self.previous, self._stack
+        rel, listing, claimed = item
+        path = self._abs(rel)
+        mtime = _mtime(path)
+        if mtime < 0:
+            return
+        if listing is None and prev is not None and prev.skeleton.get(rel) == mtime:
+            result.skeleton[rel] = mtime
+            self._visit_unchanged(rel, result, stack)
+            return
+        try:
+            entries, names = listing or _list(path)
+        except OSError as exc:
+            result.skipped.append((path, exc.strerror or str(exc)))
+            return
+        if not claimed:  # a known plain folder that changed may have become a model
+            place = Place(path, rel, names, self._names_of(os.path.dirname(rel)))
+            reader = self._claim(place)
+            if reader is not None:
+                self._queue(reader, place, entries)
+                return
+        result.skeleton[rel] = mtime
+        self._visit_listed(rel, entries, names, result, stack)
+
+    @property
+    def deferred(self) -> list[tuple[str, str]]:
+        """(rel, format) of models claimed but not read, in the order they were found."""
+        return self._deferred
+
+    def run_task(self, task: Sequence[tuple[str, str | None]], result: ScanResult) -> None:
+        """One share of a parallel scan: ``(rel, None)`` is a plain folder to search, ``(rel, format)`` a model
+        to read. Folders are listed again here: a listing cannot travel between processes."""
+        for rel, fmt in task:
+            if fmt is None:
+                self.run([(rel, None, True)], result)
+                continue
             path = self._abs(rel)
-            mtime = _mtime(path)
-            if mtime < 0:
-                continue
-            if listing is None and prev is not None and prev.skeleton.get(rel) == mtime:
-                result.skeleton[rel] = mtime
-                self._visit_unchanged(rel, result, stack)
-                continue
             try:
-                entries, names = listing or _list(path)
+                entries, names = _list(path)
             except OSError as exc:
                 result.skipped.append((path, exc.strerror or str(exc)))
                 continue
-            if not claimed:  # a known plain folder that changed may have become a model
-                place = Place(path, rel, names, self._names_of(os.path.dirname(rel)))
-                reader = self._claim(place)
-                if reader is not None:
-                    self._queue(reader, place, entries)
-                    continue
-            result.skeleton[rel] = mtime
-            self._visit_listed(rel, entries, names, result, stack)
-        result.found = self._found
-        return result
+            self._found.append(scan_model(self.by_format[fmt], Place(path, rel, names, frozenset()), entries))
 
     def _queue(self, reader: Reader, place: Place, entries: list[os.DirEntry] | None = None) -> None:
-        """Read and size a claimed folder, here: worker threads only fought the walk for the GIL, and worker
-        processes gained nothing (measured at 20k models on 2 cores: the walk itself is the long pole)."""
+        """Read and size a claimed folder here, or defer it (see ``run``). Threads only fought the walk for the
+        GIL (measured); processes pay off only for shares of a large scan, hence the deferral."""
+        if self._defer_after is not None and time.perf_counter() > self._defer_after:
+            self._deferred.append((place.rel, reader.format))
+            return
         self._found.append(scan_model(reader, place, entries))
 
     def _visit_unchanged(self, rel: str, result: ScanResult, stack: list[Pending]) -> None:

@@ -49,7 +49,7 @@ def test_archive_then_restore_gives_the_identical_tree(ws, env):
     assert len(archives) == 5
     mine = next(a for a in archives if "rf_baseline__00001" in a.name)
     assert archive_snapshot(mine) == models[model]  # read back without mlrepo's code
-    r = mlrepo("restore", ws, "--all", "--yes", env=env)
+    r = mlrepo("restore", ws, "--all", env=env)  # no --yes, no terminal: restoring destroys nothing, so it goes
     assert r.code == 0, r.err
     assert "restored 5 of 5 models" in r.err
     for path, snap in models.items():

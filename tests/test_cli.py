@@ -9,7 +9,7 @@ import os
 import polars as pl
 import pytest
 
-from conftest import CASCADE_012, CASCADE_018
+from conftest import CASCADE_012, CASCADE_018, FIXTURES
 
 
 @pytest.fixture
@@ -83,6 +83,7 @@ def test_bad_where_is_usage_error(ws, cli, expr, why):
 def test_ls_sort_limit_columns_formats(ws, cli):
     r = cli("ls", ws, "--sort", "score_d", "--limit", "2", "--columns", "name,score_d", "--format", "csv")
     assert r.out.splitlines() == ["name,metrics.score_d", "00003,8.0", "00002,9.75"]
+    assert "best first: metrics.score_d minimised (from metadata)" in r.err  # it says which way it sorted
     r = cli("ls", ws, "--sort", "score_d", "--desc", "--limit", "1", "--columns", "score_d", "--format", "csv")
     assert r.out.splitlines()[1] == "15.25"
     r = cli("ls", ws, "--format", "md", "--columns", "name", "--limit", "1")
@@ -110,7 +111,22 @@ def test_show_and_diff(ws, cli):
     r = cli("show", "00002", "--root", ws)
     assert r.code == 2 and "matches" in r.err
     r = cli("diff", "rf_baseline/00001", "rf_baseline/00002", "--root", ws)
+    rows = {ln.split("│")[1].strip(): ln for ln in r.out.splitlines() if ln.count("│") == 3}
+    assert r.code == 0 and rows["params.epochs"].startswith(" *") and not rows["params.model"].startswith(" *")
+    assert "rf" in rows["params.model"] and "differ (*)" in r.out
+    r = cli("diff", "rf_baseline/00001", "rf_baseline/00002", "--root", ws, "--changed")
     assert r.code == 0 and "params.epochs" in r.out and "params.model" not in r.out
+
+
+def test_mlflow_models_by_label_and_run_id(copy_fixture, cli):
+    """An MLflow run has no line: it is named as the listings print it, experiment/run, or by its run id."""
+    root = copy_fixture(FIXTURES / "mlflow_file", "m")
+    rows = json.loads(cli("ls", root, "--format", "json").out)
+    (run,) = [r for r in rows if r["name"] == "lr-small"]
+    for ref in (f"{run['repo']}/lr-small", f"{run['repo']}//lr-small", "lr-small", os.path.basename(run["path"])):
+        r = cli("show", ref, "--root", root, "--format", "json")
+        assert r.code == 0, (ref, r.err)
+        assert json.loads(r.out)[0]["id"] == run["id"]
 
 
 def test_history_tree(ws, cli):
@@ -150,8 +166,11 @@ def test_du_and_export(ws, cli, tmp_path):
 def test_usage_errors_and_placeholders(cli, tmp_path):
     r = cli("ls", tmp_path / "missing")
     assert r.code == 2 and "no such folder" in r.err
-    r = cli("ls", tmp_path, "--bogus")
-    assert r.code == 2
+    for args in (["ls", tmp_path, "--bogus"], ["ls", tmp_path, "--format", "xml"], ["best", tmp_path],
+                 ["du", tmp_path, "--top", "0"]):
+        r = cli(*args)
+        assert r.code == 2 and r.out == "", args
+        assert len(r.err.strip().splitlines()) == 1 and r.err.startswith("mlrepo: error: "), r.err
     r = cli("--help")
     for command in ("tui", "index", "ls", "best", "show", "diff", "history", "du", "prune", "archive", "restore",
                     "export", "watch", "demo"):

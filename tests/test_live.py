@@ -20,7 +20,7 @@ import mlrepo
 from conftest import CASCADE_018, FIXTURES
 from mlrepo.repo_index import scanner as scanner_mod
 from mlrepo.repo_index.live import ChangeBatch, LiveIndex
-from mlrepo.repo_index.table import model_id
+from mlrepo.repo_index.rows import model_id
 
 TEMPLATE = json.loads((CASCADE_018 / "tabular" / "rf_baseline" / "00001" / "meta.json").read_text())
 

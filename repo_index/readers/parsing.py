@@ -23,12 +23,24 @@ class MetaError(Exception):
 
 
 def read_bytes(path: str) -> bytes:
+    """The whole file, through plain descriptors: no buffered file object for a file read once in one go."""
     try:
-        with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size  # read(MAX + 1) would allocate MAX bytes for every file
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            size = os.fstat(fd).st_size  # reading MAX + 1 would allocate MAX bytes for every file
             if size > MAX_META_BYTES:
                 raise MetaError(f"{os.path.basename(path)}: {size} bytes, too large for metadata")
-            return fh.read()
+            data = os.read(fd, size + 1)
+            if len(data) > size:  # grew since the fstat (or a special file): read the rest as it comes
+                chunks = [data]
+                while chunk := os.read(fd, 1 << 20):
+                    chunks.append(chunk)
+                    if sum(map(len, chunks)) > MAX_META_BYTES:
+                        raise MetaError(f"{os.path.basename(path)}: too large for metadata")
+                data = b"".join(chunks)
+            return data
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise MetaError(f"{os.path.basename(path)}: cannot read ({exc.strerror or exc})") from None
 

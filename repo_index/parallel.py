@@ -1,0 +1,181 @@
+"""A cold scan shared with worker processes, for the CPU-bound part of indexing a large root.
+
+The scan starts alone. If it is still running after ``SERIAL_SECONDS`` (a root of a few thousand models), what is
+left (folders not yet searched, models claimed but not read) becomes a list of tasks, and worker processes take
+tasks from it alongside this one: each takes the next task number from a counter in a shared file, under
+``flock``, so a fast worker simply takes more. Workers are started with ``python -m`` and import no polars (a
+few tens of ms); they send back plain column lists (``rows.Rows``), so this process only merges and makes the frame.
+A worker that fails costs nothing but time: the tasks it took are done here again.
+
+Threads do not help here (the GIL), and ``multiprocessing`` would re-import the ``mlrepo`` command in every child.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import gc
+import logging
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mlrepo.repo_index.rows import Rows, collect_rows
+from mlrepo.repo_index.scanner import Pending, ScanResult, Scanner
+
+log = logging.getLogger("mlrepo.scan")
+
+SERIAL_SECONDS = 0.15  # below this a scan is not worth a process (python start + imports ~ 60 ms)
+MIN_TASKS = 32  # enough shares for the counter to balance the load between processes
+MAX_TASKS = 1024  # no more folders are searched up front than this
+CHUNK = 64  # models per task when the left-over work is models already claimed
+Task = list[tuple[str, str | None]]
+
+
+@dataclass(slots=True)
+class Share:
+    """What a worker sends back: its models as columns and what the cache needs besides."""
+
+    rows: Rows
+    skeleton: dict[str, int]
+    stores: dict[str, tuple[int, list[str]]]
+    skipped: list[tuple[str, str]]
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def scan(scanner: Scanner, workers: int | None = None, serial_seconds: float = SERIAL_SECONDS
+         ) -> tuple[ScanResult, list[Rows]]:
+    """Scan ``scanner``'s root (no previous scan: a cold index), sharing a large scan with ``workers`` processes
+    (default: one per usable core beyond this one, at most 3). Returns the result (skeleton, stores, unlistable
+    folders; ``found`` holds the models read here) and every model as rows, this process's first."""
+    result = scanner.start()
+    stack: list[Pending] = [("", None, True)]
+    workers = min(usable_cores() - 1, 3) if workers is None else workers
+    scanner.run(stack, result, defer_after=time.perf_counter() + serial_seconds if workers > 0 else None)
+    tasks = _split(scanner, stack, result)
+    if not tasks:
+        return result, [_rows(result)]
+    return result, _share(scanner, tasks, result, workers)
+
+
+def _rows(result: ScanResult) -> Rows:
+    return collect_rows([*result.found, *result.store_found], result.store_of())
+
+
+def _split(scanner: Scanner, stack: list[Pending], result: ScanResult) -> list[Task]:
+    """The work left as tasks. The shallowest folders left are searched (claimed models stay deferred) until
+    there are enough tasks and all are at one depth: the depth-first walk leaves whole subtrees (a repo beside
+    the lines of another) that would make one process wait for the other."""
+    while stack:
+        depths = [item[0].count("/") if item[0] else -1 for item in stack]
+        count = len(stack) + len(scanner.deferred) // CHUNK
+        if count >= MAX_TASKS or (count >= MIN_TASKS and min(depths) == max(depths)):
+            break
+        scanner.step(stack.pop(depths.index(min(depths))), result)
+    models = scanner.deferred
+    tasks: list[Task] = [[(rel, None)] for rel, _listing, _claimed in stack]
+    tasks += [list(models[i:i + CHUNK]) for i in range(0, len(models), CHUNK)]
+    return tasks
+
+
+def _take(fd: int) -> int:
+    """The next task number from the shared counter."""
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        number = int.from_bytes(os.pread(fd, 8, 0), "little")
+        os.pwrite(fd, (number + 1).to_bytes(8, "little"), 0)
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    return number
+
+
+def _share(scanner: Scanner, tasks: list[Task], result: ScanResult, workers: int) -> list[Rows]:
+    fd, counter = tempfile.mkstemp(prefix="mlrepo-scan-")
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        payload = pickle.dumps({"root": scanner.root, "skip": sorted(scanner.skip_paths), "tasks": tasks},
+                               protocol=pickle.HIGHEST_PROTOCOL)
+        os.pwrite(fd, (0).to_bytes(8, "little") + payload, 0)
+        for _ in range(workers):
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "mlrepo.repo_index.parallel", counter], stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL))
+        mine = []
+        while (number := _take(fd)) < len(tasks):
+            scanner.run_task(tasks[number], result)
+            mine.append(number)
+        # this process's rows while the workers finish their last tasks; a failed worker's are added after
+        rows = [_rows(result)]
+        seen = len(result.found), len(result.store_found)
+        shares = [_collect(proc) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        os.close(fd)
+        os.unlink(counter)
+    done = set(mine)
+    for share, taken in shares:
+        if share is None:
+            continue
+        done.update(taken)
+        rows.append(share.rows)
+        result.skeleton.update(share.skeleton)
+        result.stores.update(share.stores)
+        result.skipped.extend(share.skipped)
+    redo = [number for number in range(len(tasks)) if number not in done]
+    if redo:  # taken by a worker that failed: done here after all
+        for number in redo:
+            scanner.run_task(tasks[number], result)
+        extra = ScanResult(result.found[seen[0]:], [], {}, result.stores, result.store_found[seen[1]:], [])
+        rows.append(_rows(extra))
+    return rows
+
+
+def _collect(proc: subprocess.Popen[bytes]) -> tuple[Share | None, list[int]]:
+    out, err = proc.communicate()
+    if proc.returncode == 0:
+        try:
+            return pickle.loads(out)
+        except Exception as exc:  # noqa: BLE001 - whatever it is, the tasks are done here instead
+            err = f"{type(exc).__name__}: {exc}".encode()
+    log.warning("a scan worker failed (exit %s), its share is scanned again: %s", proc.returncode,
+                err.decode(errors="replace").strip().splitlines()[-1:] or "")
+    return None, []
+
+
+def _work(counter: str) -> tuple[Share, list[int]]:
+    """A worker: take tasks until none are left, and return the models read as rows."""
+    fd = os.open(counter, os.O_RDWR)
+    try:
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            fh.seek(8)
+            job = pickle.load(fh)
+        scanner = Scanner(job["root"], extra_skip=job["skip"])
+        result = scanner.start()
+        tasks: Sequence[Task] = job["tasks"]
+        taken = []
+        while (number := _take(fd)) < len(tasks):
+            scanner.run_task(tasks[number], result)
+            taken.append(number)
+    finally:
+        os.close(fd)
+    return Share(_rows(result), result.skeleton, result.stores, result.skipped), taken
+
+
+if __name__ == "__main__":
+    from mlrepo.repo_index import parallel  # by its own name, so what is pickled unpickles in the scan
+
+    gc.disable()  # many small objects, no cycles: as in the main scan
+    sys.stdout.buffer.write(pickle.dumps(parallel._work(sys.argv[1]), protocol=pickle.HIGHEST_PROTOCOL))

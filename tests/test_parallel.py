@@ -1,0 +1,120 @@
+"""A cold scan shared with worker processes gives exactly the serial scan's index, whoever reads what, and a
+worker that fails costs only time."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from mlrepo.repo_index import parallel
+from mlrepo.repo_index.rows import collect_rows, merge_rows
+from mlrepo.repo_index.scanner import Scanner
+from mlrepo.repo_index.table import frame_of
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SOURCES = [FIXTURES / "cascade" / "cascade-0.18", FIXTURES / "cascade" / "cascade-0.12",
+           FIXTURES / "mlflow_file", FIXTURES / "mlflow_sqlite", FIXTURES / "lightning", FIXTURES / "hf_trainer"]
+
+
+@pytest.fixture
+def mixed(tmp_path: Path) -> Path:
+    """Every format, a store file, a broken model and an unlistable folder in one root."""
+    root = tmp_path / "root"
+    for src in SOURCES:
+        shutil.copytree(src, root / src.name, symlinks=True)
+    broken = root / "cascade-0.12" / "tree" / "00099"
+    broken.mkdir()
+    (broken / "meta.json").write_bytes(b'[{"type": "model", "metrics": {"f1": 0.')  # cut mid-write
+    return root
+
+
+def frame(rows) -> pl.DataFrame:
+    df = frame_of(merge_rows(rows))
+    return df.select(sorted(df.columns)).sort("_rel")
+
+
+def serial(root: Path):
+    result = Scanner(str(root)).scan()
+    return result, frame([collect_rows([*result.found, *result.store_found], result.store_of())])
+
+
+def test_shared_scan_equals_serial(mixed: Path):
+    expected_result, expected = serial(mixed)
+    result, rows = parallel.scan(Scanner(str(mixed)), workers=1, serial_seconds=0)
+    assert_frame_equal(frame(rows), expected)
+    assert result.skeleton == expected_result.skeleton
+    assert result.stores == expected_result.stores
+    assert expected.height == 46 and expected["error"].drop_nulls().len() == 3  # the cut file, two NaN metrics
+
+
+def test_worker_process_reads_its_tasks(mixed: Path, monkeypatch: pytest.MonkeyPatch):
+    """The worker as it runs in a scan (``python -m``), alone on the counter: its rows are the serial scan's."""
+    monkeypatch.setattr(parallel, "CHUNK", 4)  # many small tasks from a small root
+    _result, expected = serial(mixed)
+    scanner = Scanner(str(mixed))
+    result = scanner.start()
+    stack = [("", None, True)]
+    scanner.run(stack, result, defer_after=0.0)  # the clock has passed: everything is left as tasks
+    tasks = parallel._split(scanner, stack, result)
+    assert len(tasks) >= 10 and not result.found
+    counter = mixed.parent / "counter"
+    counter.write_bytes((0).to_bytes(8, "little") + pickle.dumps(
+        {"root": str(mixed), "skip": sorted(scanner.skip_paths), "tasks": tasks}))
+    out = subprocess.run([sys.executable, "-m", "mlrepo.repo_index.parallel", str(counter)], capture_output=True,
+                         check=True, timeout=60).stdout
+    share, taken = pickle.loads(out)
+    assert taken == list(range(len(tasks)))
+    assert_frame_equal(frame([parallel._rows(result), share.rows]), expected)
+    assert {**result.skeleton, **share.skeleton} == _result.skeleton
+
+
+def test_worker_imports_no_polars():
+    code = "import sys, mlrepo.repo_index.parallel; print('polars' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_failed_worker_share_is_done_again(mixed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           caplog: pytest.LogCaptureFixture):
+    """A worker that takes tasks and dies (SIGKILL) without answering: the scan does those tasks itself."""
+    fake = tmp_path / "dying-python"
+    fake.write_text(f"#!{sys.executable}\n"
+                    "import os, sys\n"
+                    "from mlrepo.repo_index.parallel import _take\n"
+                    "fd = os.open(sys.argv[-1], os.O_RDWR)\n"
+                    "print([_take(fd) for _ in range(3)], file=sys.stderr)\n"
+                    "os.kill(os.getpid(), 9)\n")
+    fake.chmod(0o755)
+    _result, expected = serial(mixed)
+    monkeypatch.setattr(sys, "executable", str(fake))
+    monkeypatch.setattr(parallel, "CHUNK", 4)
+    run_task = Scanner.run_task
+
+    def slow_first(self, task, result):  # give the dying worker time to start and take its tasks
+        if not result.found:
+            time.sleep(1.0)
+        run_task(self, task, result)
+
+    monkeypatch.setattr(Scanner, "run_task", slow_first)
+    result, rows = parallel.scan(Scanner(str(mixed)), workers=1, serial_seconds=0)
+    assert "a scan worker failed (exit -9)" in caplog.text
+    assert len(rows) == 2  # what this process read at first, then the dead worker's tasks read again
+    assert_frame_equal(frame(rows), expected)
+
+
+def test_small_scan_starts_no_worker(mixed: Path, monkeypatch: pytest.MonkeyPatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a worker was started for a small root")
+
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+    _result, rows = parallel.scan(Scanner(str(mixed)), workers=1)
+    assert sum(r.n for r in rows) == 46
+    assert os.path.isdir(mixed)
