@@ -12,6 +12,10 @@ class UsageError(ValueError):
     """The user named something that does not exist or is ambiguous; the message lists what does exist."""
 
 
+class UnknownColumn(UsageError):
+    """No column has that name (not even by a short form)."""
+
+
 def _choices(options: Sequence[str], limit: int = 12) -> str:
     shown = ", ".join(options[:limit])
     return shown + (f", … ({len(options)} in all)" if len(options) > limit else "")
@@ -39,7 +43,7 @@ def resolve_column(name: str, columns: Sequence[str], metrics: dict[str, MetricI
         raise UsageError(f"{name!r} is ambiguous: it names {_choices(sorted(candidates))}")
     close = difflib.get_close_matches(name, columns, n=5, cutoff=0.5)
     hint = f"; did you mean {_choices(close)}?" if close else ""
-    raise UsageError(f"unknown column {name!r}{hint}")
+    raise UnknownColumn(f"unknown column {name!r}{hint}")
 
 
 def resolve_metric(name: str, columns: Sequence[str], metrics: dict[str, MetricInfo]) -> str:

@@ -1,8 +1,10 @@
 """The ``--where`` language: SQL-like boolean expressions, handed to polars' SQL engine.
 
 The only rewriting done here is what SQL cannot read as is: dotted column names are quoted, short names are
-resolved (``f1`` -> ``metrics.f1``), ``==`` becomes ``=`` and ``tags contains 'x'`` becomes ``array_contains``.
-Everything else (and/or/not, comparisons, in, like, is null, parentheses) is polars' own SQL.
+resolved (``f1`` -> ``metrics.f1``), ``==`` becomes ``=``, ``tags contains 'x'`` becomes ``array_contains``, a
+double-quoted word that names no column is the string users meant (``params.model = "rf"``), and a string
+compared with a time column is read as a timestamp (``created_at > '2026-01-01'``). Everything else (and/or/not,
+comparisons, in, like, is null, parentheses) is polars' own SQL.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from mlrepo.repo_index.columns import UsageError, resolve_column
+from mlrepo.repo_index.columns import UnknownColumn, UsageError, resolve_column
 from mlrepo.repo_index.rows import MetricInfo
 
 _TOKEN = re.compile(
@@ -39,30 +41,51 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     return out
 
 
+def _string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 def to_sql(text: str, columns: Sequence[str], metrics: dict[str, MetricInfo] | None = None,
-           list_columns: Sequence[str] = ("tags",)) -> str:
+           list_columns: Sequence[str] = ("tags",), time_columns: Sequence[str] = ("created_at", "updated_at")
+           ) -> str:
     """Rewrite a ``--where`` expression into polars SQL over ``columns``."""
     if not text.strip():
         raise UsageError("bad --where: the expression is empty")
     tokens = _tokens(text)
     out: list[str] = []
+    timed = between = False  # in a comparison with a time column; inside its BETWEEN ... AND ...
     i = 0
     while i < len(tokens):
         kind, value = tokens[i]
         nxt = tokens[i + 1] if i + 1 < len(tokens) else ("", "")
-        if kind in ("id", "qid"):
+        if kind == "qid":
+            try:
+                resolve_column(value[1:-1], columns, metrics)
+            except UnknownColumn:
+                kind, value = "str", _string(value[1:-1])
+        if kind == "str" and timed:
+            out.append(f"{value}::timestamptz")
+        elif kind in ("id", "qid"):
             name = value[1:-1] if kind == "qid" else value
             lower = name.lower()
             if kind == "id" and lower in KEYWORDS:
                 out.append(lower.upper())
+                if lower == "between":
+                    between = True
+                elif lower == "or" or (lower == "and" and not between):
+                    timed = False
+                between = between and lower != "and"
             elif kind == "id" and lower in FUNCTIONS and (nxt[1] == "(" or lower in {"as", "double", "int"}):
                 out.append(value)
             else:
                 col = resolve_column(name, columns, metrics)
+                timed = col in time_columns
                 if nxt[0] == "id" and nxt[1].lower() == "contains":
                     if i + 2 >= len(tokens):
                         raise UsageError(f"bad --where: nothing after 'contains' in {text!r}")
-                    needle = tokens[i + 2][1]
+                    needle_kind, needle = tokens[i + 2]
+                    if needle_kind == "qid":  # tags contains "best": the string meant
+                        needle = _string(needle[1:-1])
                     if col in list_columns:
                         out.append(f'array_contains("{col}", {needle})')
                     else:
@@ -74,6 +97,7 @@ def to_sql(text: str, columns: Sequence[str], metrics: dict[str, MetricInfo] | N
         elif kind == "op" and value == "==":
             out.append("=")
         else:
+            timed = timed and value not in ("(", ")", ",")
             out.append(value)
         i += 1
     return " ".join(out)
@@ -91,8 +115,8 @@ def where(frame: pl.DataFrame, text: str | None, metrics: dict[str, MetricInfo] 
 
 
 def compile_where(frame: pl.DataFrame, text: str, metrics: dict[str, MetricInfo] | None = None) -> pl.Expr:
-    sql = to_sql(text, frame.columns, metrics,
-                 [c for c, t in frame.schema.items() if isinstance(t, pl.List)])
+    sql = to_sql(text, frame.columns, metrics, [c for c, t in frame.schema.items() if isinstance(t, pl.List)],
+                 [c for c, t in frame.schema.items() if isinstance(t, pl.Datetime)])
     try:
         expr = pl.sql_expr(sql)
         frame.head(0).filter(expr)  # type errors and unknown functions surface here, not mid-command
@@ -102,4 +126,5 @@ def compile_where(frame: pl.DataFrame, text: str, metrics: dict[str, MetricInfo]
 
 
 def _short(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0][:300]
+    """Polars' first line, without the list of every column it appends."""
+    return str(exc).strip().splitlines()[0].split("; valid columns")[0][:300]

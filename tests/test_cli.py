@@ -72,6 +72,27 @@ def test_where_selects_exactly(ws, cli):
     assert {x["name"] for x in json.loads(r.out)} == {"00000", "00001"}  # vision/00000 line
 
 
+def test_where_forms_users_type(ws):
+    """Double quotes around a value, dates as strings, BETWEEN over times: read as the user meant them."""
+    import mlrepo
+    from mlrepo.repo_index.filtering import where
+
+    idx = mlrepo.open_index(ws)
+    df = idx.df
+
+    def names(expr: str) -> set[tuple[str, str]]:
+        return {(r["line"], r["name"]) for r in where(df, expr, idx.metrics).iter_rows(named=True)}
+
+    assert names('params.model = "rf"') == names("params.model = 'rf'") != set()
+    assert names('tags contains "best"') == names("tags contains 'best'") != set()
+    cut = df["created_at"].sort()[df.height // 2]
+    later = {(r["line"], r["name"]) for r in df.filter(df["created_at"] > cut).iter_rows(named=True)}
+    assert names(f"created_at > '{cut.isoformat()}'") == later != set()
+    assert names(f"created_at > '{cut.isoformat()}' and params.model = 'rf'") == later & names("params.model = 'rf'")
+    assert names("created_at between '2000-01-01' and '2100-01-01' or params.model = 'rf'") == set(
+        zip(df["line"], df["name"], strict=True))
+
+
 @pytest.mark.parametrize("expr, why", [("metrics.f1.digits.val >", "unable to parse"),
                                        ("nosuch > 1", "unknown column"), ("f1 > 0.5", "ambiguous"),
                                        ("", "empty")])
