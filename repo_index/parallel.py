@@ -2,8 +2,8 @@
 
 The scan starts alone. If it is still running after ``SERIAL_SECONDS`` (a root of a few thousand models), what is
 left (folders not yet searched, models claimed but not read) becomes a list of tasks, and worker processes take
-tasks from it alongside this one: each takes the next task number from a counter in a shared file, under
-``flock``, so a fast worker simply takes more. Workers are started with ``python -m`` and import no polars (a
+tasks from it alongside this one: each takes the next task number from a counter in a shared unnamed file (it
+leaves nothing behind, even after a kill), under a ``lockf`` lock, so a fast worker simply takes more. Workers are started with ``python -m`` and import no polars (a
 few tens of ms); they send back plain column lists (``rows.Rows``), so this process only merges and makes the frame.
 A worker that fails costs nothing but time: the tasks it took are done here again.
 
@@ -89,18 +89,20 @@ def _split(scanner: Scanner, stack: list[Pending], result: ScanResult) -> list[T
 
 
 def _take(fd: int) -> int:
-    """The next task number from the shared counter."""
-    fcntl.flock(fd, fcntl.LOCK_EX)
+    """The next task number from the shared counter. ``lockf`` locks belong to a process, so the one inherited
+    descriptor serves every worker (``flock`` would see a single lock holder)."""
+    fcntl.lockf(fd, fcntl.LOCK_EX, 8)
     try:
         number = int.from_bytes(os.pread(fd, 8, 0), "little")
         os.pwrite(fd, (number + 1).to_bytes(8, "little"), 0)
     finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
+        fcntl.lockf(fd, fcntl.LOCK_UN, 8)
     return number
 
 
 def _share(scanner: Scanner, tasks: list[Task], result: ScanResult, workers: int) -> list[Rows]:
-    fd, counter = tempfile.mkstemp(prefix="mlrepo-scan-")
+    shared = tempfile.TemporaryFile(prefix="mlrepo-scan-")
+    fd = shared.fileno()
     procs: list[subprocess.Popen[bytes]] = []
     try:
         payload = pickle.dumps({"root": scanner.root, "skip": sorted(scanner.skip_paths), "tasks": tasks},
@@ -108,8 +110,8 @@ def _share(scanner: Scanner, tasks: list[Task], result: ScanResult, workers: int
         os.pwrite(fd, (0).to_bytes(8, "little") + payload, 0)
         for _ in range(workers):
             procs.append(subprocess.Popen(
-                [sys.executable, "-m", "mlrepo.repo_index.parallel", counter], stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL))
+                [sys.executable, "-m", "mlrepo.repo_index.parallel", str(fd)], stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, pass_fds=(fd,)))
         mine = []
         while (number := _take(fd)) < len(tasks):
             scanner.run_task(tasks[number], result)
@@ -123,8 +125,7 @@ def _share(scanner: Scanner, tasks: list[Task], result: ScanResult, workers: int
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        os.close(fd)
-        os.unlink(counter)
+        shared.close()
     done = set(mine)
     for share, taken in shares:
         if share is None:
@@ -155,22 +156,16 @@ def _collect(proc: subprocess.Popen[bytes]) -> tuple[Share | None, list[int]]:
     return None, []
 
 
-def _work(counter: str) -> tuple[Share, list[int]]:
-    """A worker: take tasks until none are left, and return the models read as rows."""
-    fd = os.open(counter, os.O_RDWR)
-    try:
-        with os.fdopen(os.dup(fd), "rb") as fh:
-            fh.seek(8)
-            job = pickle.load(fh)
-        scanner = Scanner(job["root"], extra_skip=job["skip"])
-        result = scanner.start()
-        tasks: Sequence[Task] = job["tasks"]
-        taken = []
-        while (number := _take(fd)) < len(tasks):
-            scanner.run_task(tasks[number], result)
-            taken.append(number)
-    finally:
-        os.close(fd)
+def _work(fd: int) -> tuple[Share, list[int]]:
+    """A worker: take tasks from the shared file at ``fd`` until none are left; return the models read as rows."""
+    job = pickle.loads(os.pread(fd, os.fstat(fd).st_size - 8, 8))
+    scanner = Scanner(job["root"], extra_skip=job["skip"])
+    result = scanner.start()
+    tasks: Sequence[Task] = job["tasks"]
+    taken = []
+    while (number := _take(fd)) < len(tasks):
+        scanner.run_task(tasks[number], result)
+        taken.append(number)
     return Share(_rows(result), result.skeleton, result.stores, result.skipped), taken
 
 
@@ -178,4 +173,4 @@ if __name__ == "__main__":
     from mlrepo.repo_index import parallel  # by its own name, so what is pickled unpickles in the scan
 
     gc.disable()  # many small objects, no cycles: as in the main scan
-    sys.stdout.buffer.write(pickle.dumps(parallel._work(sys.argv[1]), protocol=pickle.HIGHEST_PROTOCOL))
+    sys.stdout.buffer.write(pickle.dumps(parallel._work(int(sys.argv[1])), protocol=pickle.HIGHEST_PROTOCOL))

@@ -8,6 +8,7 @@ import pickle
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -66,11 +67,13 @@ def test_worker_process_reads_its_tasks(mixed: Path, monkeypatch: pytest.MonkeyP
     scanner.run(stack, result, defer_after=0.0)  # the clock has passed: everything is left as tasks
     tasks = parallel._split(scanner, stack, result)
     assert len(tasks) >= 10 and not result.found
-    counter = mixed.parent / "counter"
-    counter.write_bytes((0).to_bytes(8, "little") + pickle.dumps(
-        {"root": str(mixed), "skip": sorted(scanner.skip_paths), "tasks": tasks}))
-    out = subprocess.run([sys.executable, "-m", "mlrepo.repo_index.parallel", str(counter)], capture_output=True,
-                         check=True, timeout=60).stdout
+    with tempfile.TemporaryFile() as shared:
+        shared.write((0).to_bytes(8, "little") + pickle.dumps(
+            {"root": str(mixed), "skip": sorted(scanner.skip_paths), "tasks": tasks}))
+        shared.flush()
+        fd = shared.fileno()
+        out = subprocess.run([sys.executable, "-m", "mlrepo.repo_index.parallel", str(fd)], capture_output=True,
+                             check=True, timeout=60, pass_fds=(fd,)).stdout
     share, taken = pickle.loads(out)
     assert taken == list(range(len(tasks)))
     assert_frame_equal(frame([parallel._rows(result), share.rows]), expected)
@@ -89,7 +92,7 @@ def test_failed_worker_share_is_done_again(mixed: Path, tmp_path: Path, monkeypa
     fake.write_text(f"#!{sys.executable}\n"
                     "import os, sys\n"
                     "from mlrepo.repo_index.parallel import _take\n"
-                    "fd = os.open(sys.argv[-1], os.O_RDWR)\n"
+                    "fd = int(sys.argv[-1])\n"
                     "print([_take(fd) for _ in range(3)], file=sys.stderr)\n"
                     "os.kill(os.getpid(), 9)\n")
     fake.chmod(0o755)
