@@ -16,7 +16,6 @@ import re
 import threading
 from datetime import datetime, timezone
 
-import polars as pl
 
 from mlrepo.repo_index.readers import Place
 from mlrepo.repo_index.readers.history import thin
@@ -31,7 +30,6 @@ _FLOAT = re.compile(r"^[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?
 _KEY_DIRS = ("params", "metrics", "tags")
 TRASH = ".trash"
 POLARS_BYTES = 32 * 1024  # metric files at least this long are parsed by polars
-_METRIC_SCHEMA = {"ts": pl.Int64(), "value": pl.Float64(), "step": pl.Int64()}
 NOTE_TAG = "mlflow.note.content"
 RUN_NAME_TAG = "mlflow.runName"
 
@@ -122,9 +120,13 @@ def read_metric(name: str, data: bytes) -> tuple[Metric | None, list[int]]:
 
 
 def _read_metric_polars(name: str, data: bytes) -> Metric | None:
-    """Long, well-formed files are parsed by polars (20x faster, without the GIL); None sends them the slow way."""
+    """Long, well-formed files are parsed by polars (20x faster, without the GIL); None sends them the slow way.
+    Imported here: a scan worker loads polars only when a run has such a file."""
+    import polars as pl
+
     try:
-        frame = pl.read_csv(data, separator=" ", has_header=False, schema=_METRIC_SCHEMA)
+        frame = pl.read_csv(data, separator=" ", has_header=False,
+                            schema={"ts": pl.Int64(), "value": pl.Float64(), "step": pl.Int64()})
     except Exception:  # noqa: BLE001 - ragged or junk lines: the line-by-line parser says which
         return None
     if frame.height == 0 or frame.null_count().sum_horizontal().item():
