@@ -58,8 +58,13 @@ def frame_of(rows: Rows) -> pl.DataFrame:
     """The frame of collected rows: base and hidden columns first, then params and metrics by name."""
     columns: dict[str, object] = {}
     for name, dtype in {**BASE_SCHEMA, **HIDDEN_SCHEMA}.items():
-        columns[name] = _list_column(name, rows.base[name]) if isinstance(dtype, pl.List) else pl.Series(
-            name, rows.base[name], dtype=dtype)
+        values = rows.base[name]
+        if isinstance(dtype, pl.List):
+            columns[name] = _list_column(name, values)
+        elif isinstance(dtype, pl.Datetime):  # epoch microseconds (rows._micros)
+            columns[name] = pl.Series(name, values, dtype=pl.Int64).cast(dtype)
+        else:
+            columns[name] = pl.Series(name, values, dtype=dtype)
     for key in sorted(rows.params):
         columns[key] = _column(rows.params[key])
     for key in sorted(rows.metrics):
