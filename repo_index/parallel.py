@@ -1,8 +1,8 @@
 """A cold scan shared with worker processes, for the CPU-bound part of indexing a large root.
 
-The scan starts alone. If it is still running after ``SERIAL_SECONDS`` (a root of a few thousand models), what is
-left (folders not yet searched, models claimed but not read) becomes a list of tasks, and worker processes take
-tasks from it alongside this one: each takes the next task number from a counter in a shared unnamed file (it
+The scan starts alone. If it is still running after ``BOOT_SECONDS``, worker processes are started (they need
+~0.1 s to boot); after ``SERIAL_SECONDS`` (a root of a few thousand models) what is left (folders not yet searched,
+models claimed but not read) becomes a list of tasks, and the workers take tasks from it alongside this one: each takes the next task number from a counter in a shared unnamed file (it
 leaves nothing behind, even after a kill), under a ``lockf`` lock, so a fast worker simply takes more. Workers are started with ``python -m`` and import no polars (a
 few tens of ms); they send back plain column lists (``rows.Rows``), so this process only merges and makes the frame.
 A worker that fails costs nothing but time: the tasks it took are done here again.
@@ -24,12 +24,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mlrepo.repo_index.readers import default_readers, default_store_readers
 from mlrepo.repo_index.rows import Rows, collect_rows
 from mlrepo.repo_index.scanner import Pending, ScanResult, Scanner
 
 log = logging.getLogger("mlrepo.scan")
 
-SERIAL_SECONDS = 0.15  # below this a scan is not worth a process (python start + imports ~ 60 ms)
+BOOT_SECONDS = 0.05  # a scan still running now is likely to be worth processes: start them
+SERIAL_SECONDS = 0.15  # ... and share what is left now, when they are about ready
 MIN_TASKS = 32  # enough shares for the counter to balance the load between processes
 MAX_TASKS = 1024  # no more folders are searched up front than this
 CHUNK = 64  # models per task when the left-over work is models already claimed
@@ -61,11 +63,26 @@ def scan(scanner: Scanner, workers: int | None = None, serial_seconds: float = S
     result = scanner.start()
     stack: list[Pending] = [("", None, True)]
     workers = min(usable_cores() - 1, 3) if workers is None else workers
-    scanner.run(stack, result, defer_after=time.perf_counter() + serial_seconds if workers > 0 else None)
-    tasks = _split(scanner, stack, result)
-    if not tasks:
+    if workers <= 0:
+        scanner.run(stack, result)
         return result, [_rows(result)]
-    return result, _share(scanner, tasks, result, workers)
+    start = time.perf_counter()
+    scanner.run(stack, result, defer_after=start + min(BOOT_SECONDS, serial_seconds))
+    if not stack and not scanner.deferred:
+        return result, [_rows(result)]
+    try:
+        crew = Workers(workers)
+    except OSError as exc:  # no process to be had (limits, no temp space): the scan goes on alone
+        log.warning("no scan workers (%s): scanning in one process", exc)
+        scanner.run(stack, result)
+        scanner.run_task(scanner.deferred, result)
+        return result, [_rows(result)]
+    with crew:
+        scanner.run(stack, result, defer_after=start + serial_seconds)
+        tasks = _split(scanner, stack, result)
+        if not tasks:
+            return result, [_rows(result)]
+        return result, crew.share(scanner, tasks, result)
 
 
 def _rows(result: ScanResult) -> Rows:
@@ -100,18 +117,43 @@ def _take(fd: int) -> int:
     return number
 
 
-def _share(scanner: Scanner, tasks: list[Task], result: ScanResult, workers: int) -> list[Rows]:
-    shared = tempfile.TemporaryFile(prefix="mlrepo-scan-")
-    fd = shared.fileno()
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
+class Workers:
+    """Worker processes, booting from the moment they are made; they wait for ``share`` to hand them tasks, and
+    are killed on leaving the ``with`` block if still running (a scan that ended before it needed them)."""
+
+    def __init__(self, count: int) -> None:
+        self.shared = tempfile.TemporaryFile(prefix="mlrepo-scan-")
+        self.fd = self.shared.fileno()
+        self.procs = [subprocess.Popen(
+            [sys.executable, "-m", "mlrepo.repo_index.parallel", str(self.fd)], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, stdin=subprocess.PIPE, pass_fds=(self.fd,)) for _ in range(count)]
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            for stream in (proc.stdin, proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()
+        self.shared.close()
+
+    def share(self, scanner: Scanner, tasks: list[Task], result: ScanResult) -> list[Rows]:
+        """Do ``tasks`` together; returns this process's rows, then each worker's (``found`` keeps this
+        process's records; skeleton, stores and unlistable folders are merged into ``result``)."""
+        fd = self.fd
         payload = pickle.dumps({"root": scanner.root, "skip": sorted(scanner.skip_paths), "tasks": tasks},
                                protocol=pickle.HIGHEST_PROTOCOL)
         os.pwrite(fd, (0).to_bytes(8, "little") + payload, 0)
-        for _ in range(workers):
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "mlrepo.repo_index.parallel", str(fd)], stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, pass_fds=(fd,)))
+        for proc in self.procs:  # the go signal: the job is in the shared file
+            stdin, proc.stdin = proc.stdin, None
+            try:
+                stdin.close()  # type: ignore[union-attr]
+            except OSError:  # already gone: its share falls back to this process
+                pass
         mine = []
         while (number := _take(fd)) < len(tasks):
             scanner.run_task(tasks[number], result)
@@ -119,29 +161,22 @@ def _share(scanner: Scanner, tasks: list[Task], result: ScanResult, workers: int
         # this process's rows while the workers finish their last tasks; a failed worker's are added after
         rows = [_rows(result)]
         seen = len(result.found), len(result.store_found)
-        shares = [_collect(proc) for proc in procs]
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        shared.close()
-    done = set(mine)
-    for share, taken in shares:
-        if share is None:
-            continue
-        done.update(taken)
-        rows.append(share.rows)
-        result.skeleton.update(share.skeleton)
-        result.stores.update(share.stores)
-        result.skipped.extend(share.skipped)
-    redo = [number for number in range(len(tasks)) if number not in done]
-    if redo:  # taken by a worker that failed: done here after all
-        for number in redo:
-            scanner.run_task(tasks[number], result)
-        extra = ScanResult(result.found[seen[0]:], [], {}, result.stores, result.store_found[seen[1]:], [])
-        rows.append(_rows(extra))
-    return rows
+        done = set(mine)
+        for share, taken in (_collect(proc) for proc in self.procs):
+            if share is None:
+                continue
+            done.update(taken)
+            rows.append(share.rows)
+            result.skeleton.update(share.skeleton)
+            result.stores.update(share.stores)
+            result.skipped.extend(share.skipped)
+        redo = [number for number in range(len(tasks)) if number not in done]
+        if redo:  # taken by a worker that failed: done here after all
+            for number in redo:
+                scanner.run_task(tasks[number], result)
+            extra = ScanResult(result.found[seen[0]:], [], {}, result.stores, result.store_found[seen[1]:], [])
+            rows.append(_rows(extra))
+        return rows
 
 
 def _collect(proc: subprocess.Popen[bytes]) -> tuple[Share | None, list[int]]:
@@ -157,9 +192,12 @@ def _collect(proc: subprocess.Popen[bytes]) -> tuple[Share | None, list[int]]:
 
 
 def _work(fd: int) -> tuple[Share, list[int]]:
-    """A worker: take tasks from the shared file at ``fd`` until none are left; return the models read as rows."""
+    """A worker: wait for the go (stdin closes), take tasks from the shared file at ``fd`` until none are left;
+    return the models read as rows."""
+    readers, store_readers = default_readers(), default_store_readers()  # their imports, while waiting
+    sys.stdin.buffer.read()
     job = pickle.loads(os.pread(fd, os.fstat(fd).st_size - 8, 8))
-    scanner = Scanner(job["root"], extra_skip=job["skip"])
+    scanner = Scanner(job["root"], readers, store_readers, extra_skip=job["skip"])
     result = scanner.start()
     tasks: Sequence[Task] = job["tasks"]
     taken = []

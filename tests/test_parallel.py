@@ -73,7 +73,7 @@ def test_worker_process_reads_its_tasks(mixed: Path, monkeypatch: pytest.MonkeyP
         shared.flush()
         fd = shared.fileno()
         out = subprocess.run([sys.executable, "-m", "mlrepo.repo_index.parallel", str(fd)], capture_output=True,
-                             check=True, timeout=60, pass_fds=(fd,)).stdout
+                             check=True, timeout=60, pass_fds=(fd,), stdin=subprocess.DEVNULL).stdout
     share, taken = pickle.loads(out)
     assert taken == list(range(len(tasks)))
     assert_frame_equal(frame([parallel._rows(result), share.rows]), expected)
@@ -96,6 +96,7 @@ def test_failed_worker_share_is_done_again(mixed: Path, tmp_path: Path, monkeypa
                     "import os, sys\n"
                     "from mlrepo.repo_index.parallel import _take\n"
                     "fd = int(sys.argv[-1])\n"
+                    "sys.stdin.buffer.read()\n"  # the go: the tasks are in the shared file
                     "print([_take(fd) for _ in range(3)], file=sys.stderr)\n"
                     "os.kill(os.getpid(), 9)\n")
     fake.chmod(0o755)
@@ -124,3 +125,15 @@ def test_small_scan_starts_no_worker(mixed: Path, monkeypatch: pytest.MonkeyPatc
     _result, rows = parallel.scan(Scanner(str(mixed)), workers=1)
     assert sum(r.n for r in rows) == 46
     assert os.path.isdir(mixed)
+
+
+def test_no_process_to_be_had_scans_alone(mixed: Path, monkeypatch: pytest.MonkeyPatch,
+                                          caplog: pytest.LogCaptureFixture):
+    def no_fork(*args, **kwargs):
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    _result, expected = serial(mixed)
+    monkeypatch.setattr(subprocess, "Popen", no_fork)
+    _got, rows = parallel.scan(Scanner(str(mixed)), workers=1, serial_seconds=0)
+    assert "no scan workers" in caplog.text
+    assert_frame_equal(frame(rows), expected)
