@@ -20,6 +20,7 @@ import polars as pl
 
 from mlrepo.repo_index.scanner import Previous
 from mlrepo.repo_index.rows import MetricInfo, split_paths
+from mlrepo.repo_index.table import HIDDEN_SCHEMA
 
 CACHE_VERSION = 2
 STATE_DIR = ".mlrepo"
@@ -71,15 +72,27 @@ class Cache:
         except OSError:
             pass
 
-    def load(self) -> tuple[pl.DataFrame, Previous, dict[str, MetricInfo]] | None:
+    def load_table(self) -> tuple[pl.DataFrame, dict[str, MetricInfo], dict] | None:
+        """The cached table, its metrics and the state beside it; None when there is no usable cache."""
         try:
             with open(self.state_path, "rb") as fh:
                 state = orjson.loads(fh.read())
             if state.get("version") != CACHE_VERSION or state.get("root") != self.root:
                 return None
             frame = pl.read_ipc(self.table_path)
+            if any(frame.schema.get(name) != dtype for name, dtype in HIDDEN_SCHEMA.items()):
+                return None  # written by another layout: rebuilt, never half-trusted
+            info = {k: MetricInfo(**v) for k, v in state["metrics"].items()}
         except Exception:  # missing, stale or damaged: rebuilt from the disk, which is the truth anyway
             return None
+        return frame, info, state
+
+    def load(self) -> tuple[pl.DataFrame, Previous, dict[str, MetricInfo]] | None:
+        """The cached table with what revalidation needs (``Previous``)."""
+        loaded = self.load_table()
+        if loaded is None:
+            return None
+        frame, info, state = loaded
         models = {
             rel: (fmt, split_paths(dirs), split_paths(meta), stamp)
             for rel, fmt, dirs, meta, stamp, store in zip(
@@ -92,7 +105,6 @@ class Cache:
             skeleton=state["skeleton"],
             stores={k: (v[0], v[1]) for k, v in state["stores"].items()},
         )
-        info = {k: MetricInfo(**v) for k, v in state["metrics"].items()}
         return frame, previous, info
 
     def save(self, frame: pl.DataFrame, skeleton: dict[str, int], stores: dict[str, tuple[int, list[str]]],

@@ -95,10 +95,10 @@ def cached_index(root: str | os.PathLike[str]) -> Index | None:
     """The cached table as it was last written, without looking at the disk: for painting a screen at once,
     to be followed by ``open_index`` (which revalidates) before anything acts on it."""
     root = os.path.abspath(os.path.expanduser(os.fspath(root)))
-    loaded = Cache(root).load() if os.path.isdir(root) else None
+    loaded = Cache(root).load_table() if os.path.isdir(root) else None
     if loaded is None:
         return None
-    frame, _previous, info = loaded
+    frame, info, _state = loaded
     return Index(root, frame, info, ScanStats())
 
 

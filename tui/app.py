@@ -8,6 +8,7 @@ loads; every error from a worker surfaces as a notification, never a crash.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -24,7 +25,7 @@ from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState
 from textual_fastdatatable import DataTable
 
-from mlrepo.commands.output import human_size
+from mlrepo.commands.output import human_size, human_size_expr
 from mlrepo.commands.views import model_panel
 from mlrepo.repo_index import Index, open_index
 from mlrepo.repo_index.index import cached_index
@@ -117,6 +118,7 @@ class MlrepoApp(App[str | None]):
         self.root = root
         self.live_enabled = live
         self.live: LiveIndex | None = None
+        self._painted = threading.Event()  # the cached table is on screen
         self.label = label or root
         self.index: Index | None = None
         self.view = View()
@@ -163,6 +165,8 @@ class MlrepoApp(App[str | None]):
             cached = cached_index(self.root)
             if cached is not None:
                 self.post_message(IndexLoaded(cached, checked=False))
+                # the first paint has the CPU to itself: revalidating alongside made it twice as slow at 100k
+                self._painted.wait(timeout=5)
         self.post_message(IndexLoaded(open_index(self.root)))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -175,6 +179,8 @@ class MlrepoApp(App[str | None]):
         self.checked = message.checked
         self.marked &= set(self.index.df["id"])
         await self.refresh_table()
+        if not message.checked:
+            self.call_after_refresh(self._painted.set)
         if message.checked and self.live_enabled and self.live is None:
             self.follow_disk(message.index)
 
@@ -241,7 +247,7 @@ class MlrepoApp(App[str | None]):
             pl.col(pl.List(pl.String)).list.join(", "),
         ]
         if "size_bytes" in cols:
-            display.append(pl.col("size_bytes").map_elements(human_size, return_dtype=pl.String))
+            display.append(human_size_expr("size_bytes"))
         if "updated_at" in cols:
             display.append(pl.col("updated_at").dt.strftime("%Y-%m-%d %H:%M"))
         shown = self.frame.with_columns(display).select(" ", *cols)
