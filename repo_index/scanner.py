@@ -8,6 +8,7 @@ and metadata files) has not changed is not read again: revalidation costs a few 
 
 from __future__ import annotations
 
+import functools
 import os
 import stat as stat_mod
 import time
@@ -225,12 +226,24 @@ class Scanner:
         extra_skip: Iterable[str] = (),
     ) -> None:
         self.root = os.path.abspath(root)
-        self.readers = list(readers) if readers is not None else default_readers()
-        self.by_format = {r.format: r for r in self.readers}
-        self.store_readers = list(store_readers) if store_readers is not None else default_store_readers()
-        self.store_files = {name: r for r in self.store_readers for name in r.store_files}
+        self._readers = list(readers) if readers is not None else None
+        self._store_readers = list(store_readers) if store_readers is not None else None
         self.previous = previous
         self.skip_paths = {os.path.abspath(p) for p in extra_skip}
+
+    # Readers load on first use: a revalidation that finds nothing changed never imports them (yaml, sqlite3...).
+    @functools.cached_property
+    def readers(self) -> list[Reader]:
+        return self._readers if self._readers is not None else default_readers()
+
+    @functools.cached_property
+    def by_format(self) -> dict[str, Reader]:
+        return {r.format: r for r in self.readers}
+
+    @functools.cached_property
+    def store_files(self) -> dict[str, StoreReader]:
+        readers = self._store_readers if self._store_readers is not None else default_store_readers()
+        return {name: r for r in readers for name in r.store_files}
 
     # -- helpers -------------------------------------------------------------------------------------------
     def _abs(self, rel: str) -> str:
@@ -413,13 +426,14 @@ class Scanner:
         self._revalidate_models(rel, known_models, result)
 
     def _check_stores(self, rel: str, names: frozenset[str] | None, result: ScanResult) -> None:
-        """Store files (``mlflow.db``) in this folder: re-read when their stamp changed."""
-        if not self.store_files:
-            return
-        candidates = names if names is not None else frozenset(
-            os.path.basename(k) for k in (self.previous.stores if self.previous else {})
-            if os.path.dirname(k) == rel)
-        for name in candidates & self.store_files.keys():
+        """Store files (``mlflow.db``) in this folder: re-read when their stamp changed. An unchanged folder
+        (``names`` None) has the store files it had; a listed one is matched against the store readers."""
+        if names is None:
+            candidates = [os.path.basename(k) for k in (self.previous.stores if self.previous else {})
+                          if os.path.dirname(k) == rel]
+        else:
+            candidates = [name for name in names if name in self.store_files]
+        for name in candidates:
             file_rel = f"{rel}/{name}" if rel else name
             file_path = self._abs(file_rel)
             stamp = stamp_of(file_path, [""], [f"{file_path}-wal"])
@@ -428,7 +442,10 @@ class Scanner:
                 result.stores[file_rel] = prev
                 result.store_reused.extend(prev[1])
                 continue
-            found, failed = store_models(self.store_files[name], file_path, self.root, stamp)
+            reader = self.store_files.get(name)
+            if reader is None:  # no reader for it any more (a scanner given other readers)
+                continue
+            found, failed = store_models(reader, file_path, self.root, stamp)
             self.skip_paths.update(os.path.abspath(f.record.path) for f in found if os.path.isdir(f.record.path))
             # a store that could not be read (locked, corrupt) is read again next time, changed or not
             result.stores[file_rel] = (-1 if failed else stamp, [f.rel for f in found])
