@@ -4,13 +4,12 @@
 
 Writes ``benchmarks/results/profile-<N>-*.txt``:
 
-- ``phases``: wall time of each phase of the real ``open_index`` (cache load, scan, frame build, cache save),
-  cold (``rebuild=True``) and warm, with the scanner's thread pool as shipped and with it replaced by an inline
-  executor (serial), which shows whether the worker threads buy anything under the GIL;
-- ``cold-pyinstrument`` / ``warm-pyinstrument``: pyinstrument call trees (as shipped; pyinstrument samples the main
-  thread, so time spent by the workers shows as waiting on futures);
-- ``cold-serial-cprofile``: cProfile of a cold index with the inline executor, so the workers' functions are
-  attributed too (top functions by own time and by cumulative time).
+- ``phases``: wall time of each phase of the real ``open_index`` (cache load, scan, rows, frame, cache save), cold
+  (``rebuild=True``) shared with the scan workers as shipped, cold in this process alone, and warm;
+- ``cold-pyinstrument`` / ``warm-pyinstrument``: pyinstrument call trees as shipped (the workers' own time is not
+  in them: this process waits for them in ``Workers.share``);
+- ``cold-serial-cprofile``: cProfile of a cold index scanned in this process alone, so every reader function is
+  attributed (top functions by own time and by cumulative time).
 
 Nothing in ``repo_index`` is changed: phases are timed by wrapping its functions from outside.
 """
@@ -25,7 +24,6 @@ import os
 import pstats
 import sys
 import time
-from concurrent.futures import Future
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -33,41 +31,22 @@ sys.path.insert(0, HERE)
 import datasets  # noqa: E402
 from mlrepo.repo_index import cache as cache_mod  # noqa: E402
 from mlrepo.repo_index import index as index_mod  # noqa: E402
+from mlrepo.repo_index import parallel  # noqa: E402
 from mlrepo.repo_index import scanner as scanner_mod  # noqa: E402
 
 RESULTS = os.path.join(HERE, "results")
 
 
-class InlineExecutor:
-    """A ThreadPoolExecutor stand-in that runs each task at submit time, in the calling thread."""
-
-    def __init__(self, max_workers: int | None = None) -> None:
-        pass
-
-    def submit(self, fn, *args, **kwargs) -> Future:
-        fut: Future = Future()
-        try:
-            fut.set_result(fn(*args, **kwargs))
-        except BaseException as exc:  # noqa: BLE001
-            fut.set_exception(exc)
-        return fut
-
-    def __enter__(self) -> InlineExecutor:
-        return self
-
-    def __exit__(self, *exc: object) -> bool:
-        return False
-
-
 @contextlib.contextmanager
 def serial_scanner(on: bool):
-    original = scanner_mod.ThreadPoolExecutor
+    """A cold scan in this process alone: as on a machine with one usable core."""
+    original = parallel.usable_cores
     if on:
-        scanner_mod.ThreadPoolExecutor = InlineExecutor
+        parallel.usable_cores = lambda: 1
     try:
         yield
     finally:
-        scanner_mod.ThreadPoolExecutor = original
+        parallel.usable_cores = original
 
 
 @contextlib.contextmanager
@@ -76,8 +55,10 @@ def phase_timer():
     times: dict[str, float] = {}
     patches = [(cache_mod.Cache, "load", "cache load (read_ipc + Previous)"),
                (cache_mod.Cache, "save", "cache save (write_ipc + json)"),
-               (scanner_mod.Scanner, "scan", "scan (walk + claim + read + size)"),
-               (index_mod, "build_frame", "build_frame (records -> polars)"),
+               (parallel, "scan", "cold scan (walk + claim + read + size + rows)"),
+               (scanner_mod.Scanner, "scan", "warm scan (stat revalidation)"),
+               (index_mod, "collect_rows", "collect_rows (records -> lists, warm)"),
+               (index_mod, "frame_of", "frame_of (lists -> polars)"),
                (index_mod, "_drop_empty", "_drop_empty"),
                (index_mod.Index, "__init__", "Index.__init__ (public frame)")]
     saved = []
@@ -120,10 +101,9 @@ def main() -> None:
     index_mod.open_index(root, rebuild=True)  # warm the page cache and settle the cache
     index_mod.open_index(root)
 
-    lines = [f"open_index phases, {root}", f"scanner WORKERS = {scanner_mod.WORKERS}, cpu_count = {os.cpu_count()}",
-             ""]
-    for label, rebuild, serial in (("cold, threads (as shipped)", True, False),
-                                   ("cold, serial (inline executor)", True, True),
+    lines = [f"open_index phases, {root}", f"usable cores = {parallel.usable_cores()}", ""]
+    for label, rebuild, serial in (("cold, shared with the scan workers (as shipped)", True, False),
+                                   ("cold, this process alone", True, True),
                                    ("warm, as shipped", False, False)):
         total, times, idx = timed_open(root, rebuild, serial)
         lines.append(f"{label}: {total:.3f} s total, {len(idx)} models, read {idx.stats.read}, "
@@ -161,9 +141,9 @@ def main() -> None:
         prof.disable()
     buf = io.StringIO()
     st = pstats.Stats(prof, stream=buf)
-    buf.write("=== cold, serial: top 30 by own time (tottime) ===\n")
+    buf.write("=== cold, this process alone: top 30 by own time (tottime) ===\n")
     st.sort_stats("tottime").print_stats(30)
-    buf.write("=== cold, serial: top 40 by cumulative time ===\n")
+    buf.write("=== cold, this process alone: top 40 by cumulative time ===\n")
     st.sort_stats("cumulative").print_stats(40)
     with open(os.path.join(RESULTS, f"{tag}-cold-serial-cprofile.txt"), "w", encoding="utf-8") as fh:
         fh.write(buf.getvalue())
