@@ -30,6 +30,7 @@ from mlrepo.commands.journal import (
     Step,
     fault,
     fsync_dir,
+    is_within,
     leftovers,
     model_path_problem,
     now_iso,
@@ -389,9 +390,65 @@ def _recover_restore_trash(step: Step) -> str:
     return f"rolled back the restoring of {path} (it stays in the trash)"
 
 
+# -- runs of an MLflow SQLite store ---------------------------------------------------------------------------------
+def set_run_stage(root: str, store: str, run_id: str, path: str, stage: str) -> None:
+    """Soft-delete (``stage`` "deleted") or restore ("active") a run of an ``mlflow.db``, as ``mlflow runs delete``
+    and ``mlflow runs restore`` do: one UPDATE of its lifecycle stage (and ``deleted_time``). SQLite makes it
+    atomic; the journal step lets a killed run finish it. The run's artifacts are MLflow's (``mlflow gc``)."""
+    db = os.path.join(root, store)
+    if not os.path.isfile(db) or not is_within(os.path.realpath(db), os.path.realpath(root)):
+        raise Refused(f"{db}: not a store file inside {root}")
+    step = Step.begin(root, "mlflow-stage", phase="updating", path=path, db=db, run=run_id, stage=stage)
+    fault("mlflow-stage:journaled")
+    try:
+        _update_stage(db, run_id, stage)
+    except Refused:
+        step.done("failed")
+        raise
+    fault("mlflow-stage:updated")
+    step.done(stage)
+
+
+def _update_stage(db: str, run_id: str, stage: str) -> None:
+    import sqlite3
+
+    try:
+        con = sqlite3.connect(db, timeout=5.0, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise Refused(f"{os.path.basename(db)}: {exc}") from None
+    try:
+        columns = {row[1] for row in con.execute('PRAGMA table_info("runs")')}
+        if not {"run_uuid", "lifecycle_stage"} <= columns:
+            raise Refused(f"{os.path.basename(db)}: no runs.lifecycle_stage (not an MLflow tracking store)")
+        sets, values = ["lifecycle_stage = ?"], [stage]
+        if "deleted_time" in columns:
+            sets.append("deleted_time = ?")
+            values.append(time.time_ns() // 1_000_000 if stage == "deleted" else None)
+        cursor = con.execute(f"UPDATE runs SET {', '.join(sets)} WHERE run_uuid = ?", [*values, run_id])
+        if cursor.rowcount != 1:
+            raise Refused(f"run {run_id} is not in {db}")
+    except sqlite3.Error as exc:  # locked past the timeout, read-only, damaged
+        raise Refused(f"{os.path.basename(db)}: {exc}") from None
+    finally:
+        con.close()
+
+
+def _recover_stage(step: Step) -> str:
+    """A killed update either committed or not: doing it again finishes what was confirmed."""
+    stage, db = str(step.get("stage")), str(step.get("db"))
+    try:
+        _update_stage(db, str(step.get("run")), stage)
+    except Refused as exc:
+        step.done("failed")
+        return f"error: {exc}"
+    step.done(stage)
+    return f"finished setting run {step.get('run')} to {stage} in {db}"
+
+
 # -- recovery ---------------------------------------------------------------------------------------------------
 _RECOVER = {"archive": _recover_archive, "trash": _recover_trash, "delete": _recover_delete,
-            "restore-archive": _recover_restore_archive, "restore-trash": _recover_restore_trash}
+            "restore-archive": _recover_restore_archive, "restore-trash": _recover_restore_trash,
+            "mlflow-stage": _recover_stage}
 
 
 def recover(root: str) -> list[str]:

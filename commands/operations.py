@@ -121,7 +121,13 @@ def remove_models(root: str, decisions: Sequence[Decision], how: str = "trash", 
                 tracker.add_bytes(n)
 
             try:
-                if how == "trash":
+                if d.store and d.source_id:  # a run of mlflow.db: soft-deleted in the store, as MLflow does
+                    if how != "trash":
+                        raise moves.Refused(f"a run of {d.store} is soft-deleted in it (the default), not "
+                                            f"{how}d: `mlflow gc` then removes its artifacts")
+                    moves.set_run_stage(root, d.store, d.source_id, d.path, "deleted")
+                    moved = moves.Moved(d.id, d.path, "soft-deleted in mlflow.db", d.store)
+                elif how == "trash":
                     moved = moves.trash_model(root, d.ledger_model())
                 elif how == "archive":
                     moved = moves.archive_model(root, d.ledger_model(), target, on_bytes)
@@ -155,7 +161,11 @@ def restore_models(root: str, items: Sequence[RestoreItem], progress: ProgressFn
                 tracker.add_bytes(n)
 
             try:
-                moved = moves.restore_entry(root, item.entry_path, item.entry, on_bytes)
+                if item.kind == "mlflow":  # soft-deleted in mlflow.db: restored in it
+                    moves.set_run_stage(root, item.entry["store"], item.entry["run"], item.path, "active")
+                    moved = moves.Moved(item.id, item.path, "restored", item.source)
+                else:
+                    moved = moves.restore_entry(root, item.entry_path, item.entry, on_bytes)
             except moves.Refused as exc:
                 report.outcomes.append(Outcome(item.id, item.path, item.label, False, "skipped", str(exc)))
             except Exception as exc:  # noqa: BLE001

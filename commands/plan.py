@@ -21,6 +21,7 @@ from datetime import datetime, timedelta, timezone
 
 import polars as pl
 
+from mlrepo.commands.output import human_size
 from mlrepo.repo_index.columns import UsageError
 from mlrepo.repo_index.filtering import where as filter_where
 from mlrepo.repo_index.index import Index, find_model
@@ -96,6 +97,8 @@ class Decision:
     value: float | None = None  # the ranking metric's value, when ranked
     row: dict = field(default_factory=dict, repr=False)  # the raw index row, for the ledger
     metrics: dict = field(default_factory=dict, repr=False)  # raw metric key -> [name, dataset, split, direction]
+    store: str | None = None  # the store file (rel) that records this model, e.g. mlflow.db
+    source_id: str | None = None  # the model's id in that store (the MLflow run id)
 
     @property
     def label(self) -> str:
@@ -133,7 +136,8 @@ class Plan:
 
     @property
     def bytes_freed(self) -> int:
-        return sum(d.size_bytes for d in self.removed)
+        """What leaves the root; a run soft-deleted in mlflow.db frees nothing until ``mlflow gc``."""
+        return sum(d.size_bytes for d in self.removed if not d.store)
 
     def groups(self) -> list[GroupTotal]:
         totals: dict[str, GroupTotal] = {}
@@ -142,7 +146,7 @@ class Plan:
             t.models += 1
             if d.remove:
                 t.removed += 1
-                t.bytes_freed += d.size_bytes
+                t.bytes_freed += 0 if d.store else d.size_bytes
             else:
                 t.kept += 1
         return sorted(totals.values(), key=lambda t: t.group)
@@ -165,6 +169,7 @@ class Plan:
 def _frame(index: Index) -> pl.DataFrame:
     """The public table plus the hidden ``_store``/``_rel`` (same row order: ``df`` is made from ``raw``)."""
     return index.df.with_columns(index.raw["_store"].alias("_store"), index.raw["_rel"].alias("_rel"),
+                                 index.raw["_source_id"].alias("_source_id"),
                                  pl.int_range(0, pl.len()).alias("_row"))
 
 
@@ -180,7 +185,7 @@ def _metric_info(index: Index) -> dict[str, list]:
 
 def _ledger_row(index: Index, i: int, infos: dict[str, list]) -> tuple[dict, dict]:
     row = {k: v for k, v in index.raw.row(i, named=True).items()
-           if v is not None and k not in ("_dirs", "_meta", "_stamp", "_store")}
+           if v is not None and k not in ("_dirs", "_meta", "_stamp", "_store", "_source_id")}
     return row, {k: v for k, v in infos.items() if k in row}
 
 
@@ -211,18 +216,26 @@ def _as_utc(value: object) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
+def is_mlflow_run(row: dict) -> bool:
+    """A run recorded in an MLflow SQLite store: removed and restored through the store, never by its folder."""
+    return row.get("format") == "mlflow" and str(row.get("_store") or "").endswith("mlflow.db") and \
+        bool(row.get("_source_id"))
+
+
 def protection(row: dict, root: str, now: datetime, recent: timedelta, look_at_files: bool = True) -> str | None:
     """Why this model must stay, whatever the rules say (None when it may go)."""
     if row.get("status") == "running":
         return "running (its source says so)"
+    changed = _as_utc(row.get("updated_at"))
     if row.get("_store"):
-        if row.get("format") == "mlflow":
-            return "run lives in mlflow.db; delete it with mlflow (mlflow gc)"
-        return f"lives in the store {row['_store']}; remove it with the tool that wrote it"
+        if not is_mlflow_run(row):
+            return f"lives in the store {row['_store']}; remove it with the tool that wrote it"
+        if changed is not None and changed > now - recent:
+            return f"changed {human_age(now - changed)} ago (maybe still being written)"
+        return None  # soft-deleted in the store, as MLflow does: its folder is MLflow's to remove (mlflow gc)
     problem = model_path_problem(str(row.get("path") or ""), root)
     if problem:
         return problem
-    changed = _as_utc(row.get("updated_at"))
     if changed is not None and changed > now - recent:
         return f"changed {human_age(now - changed)} ago (maybe still being written)"
     if look_at_files:
@@ -248,7 +261,8 @@ def _decision(index: Index, row: dict, per: str, infos: dict[str, list]) -> Deci
     raw_row, metrics = _ledger_row(index, row["_row"], infos)
     return Decision(id=row["id"], path=row["path"], repo=row["repo"], line=row["line"], name=row["name"],
                     format=row["format"], status=row["status"], size_bytes=int(row["size_bytes"] or 0),
-                    group=_group_label(row, per), remove=False, row=raw_row, metrics=metrics)
+                    group=_group_label(row, per), remove=False, row=raw_row, metrics=metrics,
+                    store=row.get("_store"), source_id=row.get("_source_id"))
 
 
 def _finish(plan: Plan, index: Index, rows: dict[str, dict], now: datetime, recent: timedelta) -> None:
@@ -264,6 +278,10 @@ def _finish(plan: Plan, index: Index, rows: dict[str, dict], now: datetime, rece
                 why = f"contains {len(inner)} other model(s), e.g. {os.path.relpath(inner[0], d.path)}"
         if why:
             d.remove, d.protected, d.reasons = False, True, [why]
+    runs = [d for d in plan.decisions if d.remove and d.store]
+    if runs:
+        plan.notes.append(f"{len(runs)} run(s) of mlflow.db are soft-deleted in it, as `mlflow runs delete` does "
+                          f"(restorable); `mlflow gc` then frees their {human_size(sum(d.size_bytes for d in runs))}")
 
 
 def plan_prune(index: Index, rules: KeepRules, now: datetime | None = None) -> Plan:
@@ -379,23 +397,27 @@ class RestoreItem:
     id: str
     path: str
     label: str
-    kind: str  # archive | trash
-    source: str  # the archive file or the trash entry
-    entry_path: str  # the ledger entry
+    kind: str  # archive | trash | mlflow (a run soft-deleted in mlflow.db)
+    source: str  # the archive file, the trash entry or the mlflow.db
+    entry_path: str  # the ledger entry ("" for a run of mlflow.db)
     entry: dict = field(repr=False)
     size_bytes: int = 0
     problem: str | None = None  # why it cannot be restored now
 
 
 def plan_restore(index: Index, refs: Sequence[str] = (), everything: bool = False) -> list[RestoreItem]:
-    """The archived or trashed models to bring back: those named, or all of them."""
+    """The archived or trashed models to bring back: those named, or all of them. Runs deleted in an mlflow.db
+    (soft-deleted, by prune or by MLflow) count as trashed: restoring one makes it active again."""
     from mlrepo.repo_index import archived as ledger
 
     if not refs and not everything:
         raise UsageError("name the models to restore (id, path or repo/line/name), or give --all")
     wanted_ids = {str(find_model(index, ref)["id"]) for ref in refs}
+    frame = _frame(index)
+    deleted_runs = [r for r in frame.filter(pl.col("status") == "deleted").iter_rows(named=True) if is_mlflow_run(r)]
     by_id = {r["id"]: r for r in index.df.filter(pl.col("status").is_in(["archived", "trashed"])).iter_rows(
         named=True)}
+    by_id.update((r["id"], r) for r in deleted_runs)
     for ref_id in wanted_ids:
         if ref_id not in by_id:
             row = index.df.filter(pl.col("id") == ref_id).row(0, named=True)
@@ -421,5 +443,11 @@ def plan_restore(index: Index, refs: Sequence[str] = (), everything: bool = Fals
         label = "/".join(p for p in (row["repo"], row["line"], row["name"]) if p)
         items.append(RestoreItem(rid, str(entry["path"]), label, kind, source, entry_path, entry,
                                  int(entry["row"].get("size_bytes") or 0), problem))
+    for row in deleted_runs:
+        if everything or row["id"] in wanted_ids:
+            label = "/".join(p for p in (row["repo"], row["line"], row["name"]) if p)
+            items.append(RestoreItem(row["id"], str(row["path"]), label, "mlflow", row["_store"], "",
+                                     {"store": row["_store"], "run": row["_source_id"]},
+                                     int(row["size_bytes"] or 0)))
     items.sort(key=lambda i: i.path)
     return items

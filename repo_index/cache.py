@@ -22,7 +22,7 @@ from mlrepo.repo_index.scanner import Previous
 from mlrepo.repo_index.rows import MetricInfo, split_paths
 from mlrepo.repo_index.table import HIDDEN_SCHEMA
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 STATE_DIR = ".mlrepo"
 
 

@@ -39,6 +39,7 @@ class ModelRecord:
     # Relative paths of the files whose change means the metadata changed (cache revalidation, live updates).
     meta_files: list[str] = field(default_factory=list)
     is_best: bool | None = None  # the source itself recorded this model as the best (HF Trainer)
+    source_id: str | None = None  # the source's own id, to act on the model through the source (MLflow run id)
     size_bytes: int = 0
     n_files: int = 0
 

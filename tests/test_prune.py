@@ -4,10 +4,17 @@ and runs without a terminal change nothing, that the trash holds restorable entr
 from __future__ import annotations
 
 import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 import os
 import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+
+import pytest
 
 from treeutil import age, mlrepo, snapshot
 
@@ -208,23 +215,65 @@ def test_mlflow_running_run_is_never_removed(copy_fixture, env):
     assert not Path(by_name["bert-tiny"]["path"]).exists()
 
 
-def test_mlflow_sqlite_runs_are_refused_with_the_reason(copy_fixture, env):
+def _stages(db: Path) -> dict[str, tuple[str, bool]]:
+    """Run name -> (lifecycle stage, has a deleted_time), read with sqlite3, as MLflow would see them."""
+    with sqlite3.connect(db) as con:
+        return {name: (stage, deleted is not None)
+                for name, stage, deleted in con.execute("SELECT name, lifecycle_stage, deleted_time FROM runs")}
+
+
+def test_mlflow_sqlite_runs_are_soft_deleted_and_restored(copy_fixture, env):
+    """A run of mlflow.db goes as ``mlflow runs delete`` does it (lifecycle 'deleted'), its artifacts left for
+    ``mlflow gc``; ``mlrepo restore`` makes it active again. Archive and delete refuse it."""
     root = copy_fixture(MLFLOW_SQLITE, "mls")
     age(root)
-    assert mlrepo("index", root).code == 0
-    before = snapshot(root, skip=(".mlrepo",))  # (the cache of a SQLite store is rewritten: not a model)
-    plan = plan_of(root, "--where", "status = 'active'")
-    assert removed(plan) == set()
-    active = [m for m in plan["models"] if m["status"] == "active"]
-    assert len(active) == 5  # bert-tiny, bert-mini, lr-large, lr-small, messy-steps
-    for m in active:
-        assert m["reasons"] == ["run lives in mlflow.db; delete it with mlflow (mlflow gc)"], m
-    r = mlrepo("prune", root, "--where", "status = 'active'", "--yes", env=env)
-    assert r.code == 0 and "nothing to do" in r.err
-    run = next(m for m in plan["models"] if m["name"] == "lr-small")
-    r = mlrepo("archive", root, run["id"], "--yes", env=env)
-    assert r.code == 1 and "run lives in mlflow.db; delete it with mlflow" in r.out + r.err
-    assert snapshot(root, skip=(".mlrepo",)) == before
+    artifacts = snapshot(root / "artifacts")
+    before = _stages(root / "mlflow.db")
+    plan = plan_of(root, "--keep-top", "1", "--metric", "acc", "--per", "repo")
+    assert removed(plan) == {"None/lr-large", "None/messy-steps"}
+    assert plan["bytes_freed"] == 0 and any("soft-deleted" in note for note in plan["notes"])
+    r = mlrepo("prune", root, "--keep-top", "1", "--metric", "acc", "--per", "repo", "--yes", env=env)
+    assert r.code == 0, r.err
+    assert "soft-deleted in mlflow.db vision-cls/lr-large" in r.err
+    after = _stages(root / "mlflow.db")
+    assert after["lr-large"] == after["messy-steps"] == ("deleted", True)
+    assert {k: v for k, v in after.items() if k not in ("lr-large", "messy-steps")} == \
+        {k: v for k, v in before.items() if k not in ("lr-large", "messy-steps")}
+    assert snapshot(root / "artifacts") == artifacts  # MLflow's to remove (mlflow gc)
+    rows = {m["name"]: m for m in json.loads(mlrepo("ls", root, "--format", "json").out)}
+    assert rows["lr-large"]["status"] == "deleted"
+
+    r = mlrepo("archive", root, rows["lr-small"]["id"], "--yes", env=env)
+    assert r.code == 1 and "soft-deleted in it (the default), not archived" in r.err
+    assert _stages(root / "mlflow.db")["lr-small"] == ("active", False)
+
+    r = mlrepo("restore", root, rows["lr-large"]["id"], env=env)
+    assert r.code == 0, r.err
+    assert _stages(root / "mlflow.db")["lr-large"] == ("active", False)
+    assert _stages(root / "mlflow.db")["ancient"] == before["ancient"]  # deleted by MLflow, not named: left
+
+
+@pytest.mark.parametrize("point", ["mlflow-stage:journaled", "mlflow-stage:updated"])
+def test_mlflow_run_soft_delete_killed_is_finished_next_time(copy_fixture, env, tmp_path, point):
+    root = copy_fixture(MLFLOW_SQLITE, "mls")
+    age(root)
+    run = next(m for m in json.loads(mlrepo("ls", root, "--format", "json").out) if m["name"] == "lr-large")
+    marker = tmp_path / "marker"
+    proc = subprocess.Popen([sys.executable, "-m", "mlrepo", "prune", str(root), "--where", "name = 'lr-large'",
+                             "--yes"], env={**env, "MLREPO_FAULT_AT": point, "MLREPO_FAULT_FILE": str(marker)},
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not (marker.exists() and marker.read_text().endswith("\n")):
+        assert proc.poll() is None and time.monotonic() < deadline, "never reached the fault point"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert list((root / ".mlrepo" / "journal").iterdir())  # the step is pending
+    r = mlrepo("restore", root, run["id"], env=env)  # the next run recovers first: the delete is finished...
+    assert r.code == 0, r.err
+    assert "finished setting run" in r.err
+    assert _stages(root / "mlflow.db")["lr-large"] == ("active", False)  # ...and this restore undoes it
+    assert not list((root / ".mlrepo" / "journal").iterdir())
 
 
 def test_symlinks_out_of_the_root_are_never_followed(ws, env, tmp_path):

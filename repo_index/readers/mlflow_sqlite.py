@@ -185,7 +185,7 @@ class MlflowSqliteReader:
                     hist: dict[str, list[tuple[int, int, float]]]) -> ModelRecord:
         run_id, name, status, start, end, stage, _artifact_uri, exp_id = row
         exp_name, exp_stage, _exp_loc = experiments.get(str(exp_id), (None, None, None))
-        rec = ModelRecord(path="", format=self.format)
+        rec = ModelRecord(path="", format=self.format, source_id=str(run_id))
         rec.repo = str(exp_name) if exp_name is not None else (str(exp_id) if exp_id is not None else None)
         rec.name = str(name or run_tags.get(RUN_NAME_TAG) or run_id)
         rec.status = run_status(status, stage, deleted=str(exp_stage).lower() == "deleted")
