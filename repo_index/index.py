@@ -173,10 +173,11 @@ def apply_changes(index: Index, found: Sequence[Found], removed: Iterable[str] =
 def find_model(index: Index, ref: str) -> dict[str, object]:
     """A model by path, id (or unique id prefix), its ``repo/line/name`` label as the listings print it (an MLflow
     run has no line: ``experiment/run``; a tail such as ``line/name`` or ``name`` is enough when unique), or its
-    folder (an MLflow run id, ``version_3``). Raises UsageError naming the choices."""
+    folder (an MLflow run id, ``version_3``), or its id in a store (the run id of an mlflow.db run). Raises
+    UsageError naming the choices."""
     from mlrepo.repo_index.columns import UsageError
 
-    df = index.df
+    df = index.df.with_columns(index.raw["_source_id"])  # same row order: df is made from raw
     path = os.path.abspath(os.path.expanduser(ref))
     label = pl.concat_str([pl.col("repo"), pl.col("line"), pl.col("name")], separator="/", ignore_nulls=True)
     tail = "/".join(p for p in ref.strip("/").split("/") if p not in ("", "—", "-"))
@@ -184,12 +185,14 @@ def find_model(index: Index, ref: str) -> dict[str, object]:
     if len(ref) >= 4:
         tries.append(pl.col("id").str.starts_with(ref.lower()))
     if tail:
-        tries += [(label == tail) | label.str.ends_with(f"/{tail}"), pl.col("path").str.ends_with(f"/{tail}")]
+        tries += [(label == tail) | label.str.ends_with(f"/{tail}"), pl.col("path").str.ends_with(f"/{tail}"),
+                  pl.col("_source_id") == tail]
     hits = df.clear()
     for condition in tries:
         hits = df.filter(condition)
         if not hits.is_empty():
             break
+    hits = hits.drop("_source_id")
     if hits.height == 1:
         return hits.row(0, named=True)
     if hits.is_empty():

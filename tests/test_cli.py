@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import sqlite3
 
 import polars as pl
 import pytest
@@ -148,6 +149,12 @@ def test_mlflow_models_by_label_and_run_id(copy_fixture, cli):
         r = cli("show", ref, "--root", root, "--format", "json")
         assert r.code == 0, (ref, r.err)
         assert json.loads(r.out)[0]["id"] == run["id"]
+    store = copy_fixture(FIXTURES / "mlflow_sqlite", "s")
+    with sqlite3.connect(store / "mlflow.db") as con:
+        (run_id,) = con.execute("SELECT run_uuid FROM runs WHERE name = 'lr-small'").fetchone()
+    for ref in (run_id, "vision-cls/lr-small"):
+        r = cli("show", ref, "--root", store, "--format", "json")
+        assert r.code == 0 and json.loads(r.out)[0]["name"] == "lr-small", (ref, r.err)
 
 
 def test_history_tree(ws, cli):
