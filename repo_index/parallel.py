@@ -63,7 +63,7 @@ def scan(scanner: Scanner, workers: int | None = None, serial_seconds: float = S
     result = scanner.start()
     stack: list[Pending] = [("", None, True)]
     workers = min(usable_cores() - 1, 3) if workers is None else workers
-    if workers <= 0:
+    if workers <= 0 or not sys.executable:  # an embedded interpreter has no python to start
         scanner.run(stack, result)
         return result, [_rows(result)]
     start = time.perf_counter()
