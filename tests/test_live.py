@@ -19,7 +19,7 @@ import pytest
 import mlrepo
 from conftest import CASCADE_018, FIXTURES
 from mlrepo.repo_index import scanner as scanner_mod
-from mlrepo.repo_index.live import ChangeBatch, LiveIndex
+from mlrepo.repo_index.live import POLL_FOLDERS_PER_SECOND, ChangeBatch, LiveIndex
 from mlrepo.repo_index.rows import model_id
 
 TEMPLATE = json.loads((CASCADE_018 / "tabular" / "rf_baseline" / "00001" / "meta.json").read_text())
@@ -397,3 +397,13 @@ def test_mlflow_db_write_updates_its_runs(live_root):
     time.sleep(0.4)
     assert [(e.event, e.name) for e in rec.events] == [("updated", "renamed-run")]
     assert "renamed-run" in live.index.df["name"].to_list() and old_name not in live.index.df["name"].to_list()
+
+
+def test_polling_a_large_tree_slows_down_with_its_size(tmp_path):
+    """A watchdog snapshot costs ~27 us a folder: a tree too big for inotify is polled less often, never pegging
+    a core (at 100k models, 200k folders: every 25 s rather than a 5 s snapshot every second)."""
+    live = LiveIndex(str(tmp_path), poll_interval=1.0)
+    live._n_dirs = 1_000
+    assert live._poll_every() == 1.0
+    live._n_dirs = 200_000
+    assert live._poll_every() == 200_000 / POLL_FOLDERS_PER_SECOND == 25.0
