@@ -1,11 +1,12 @@
 """A cold scan shared with worker processes, for the CPU-bound part of indexing a large root.
 
 The scan starts alone. If it is still running after ``BOOT_SECONDS``, worker processes are started (they need
-~0.1 s to boot); after ``SERIAL_SECONDS`` (a root of a few thousand models) what is left (folders not yet searched,
-models claimed but not read) becomes a list of tasks, and the workers take tasks from it alongside this one: each takes the next task number from a counter in a shared unnamed file (it
-leaves nothing behind, even after a kill), under a ``lockf`` lock, so a fast worker simply takes more. Workers are started with ``python -m`` and import no polars (a
-few tens of ms); they send back plain column lists (``rows.Rows``), so this process only merges and makes the frame.
-A worker that fails costs nothing but time: the tasks it took are done here again.
+~0.1 s to boot: ``python -m``, no polars); after ``SERIAL_SECONDS`` (a root of a few thousand models) what is left
+(folders not yet searched, models claimed but not read) becomes a list of tasks that this process and the workers
+take one by one: the next task number comes from a counter in a shared unnamed file (nothing is left behind, even
+after a kill) under a ``lockf`` lock, so a faster process simply takes more. Workers send back plain column lists
+(``rows.Rows``); this process merges them and makes the frame once. A worker that fails costs only time: the tasks
+it took are done here again.
 
 Threads do not help here (the GIL), and ``multiprocessing`` would re-import the ``mlrepo`` command in every child.
 """
@@ -160,6 +161,8 @@ class Workers:
             mine.append(number)
         # this process's rows while the workers finish their last tasks; a failed worker's are added after
         rows = [_rows(result)]
+        if len(mine) == len(tasks):  # all done here (the workers were still booting): nothing to wait for
+            return rows
         seen = len(result.found), len(result.store_found)
         done = set(mine)
         for share, taken in (_collect(proc) for proc in self.procs):
