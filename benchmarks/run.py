@@ -554,6 +554,11 @@ def main(argv: list[str]) -> int:
         f"{results['machine']['python']}, polars {results['machine']['polars']}")
     log(f"disk: {subprocess.run(['df', '-h', HERE], capture_output=True, text=True).stdout.splitlines()[-1]}")
 
+    # as `pip install` leaves a package: bytecode compiled (an editable checkout under PYTHONDONTWRITEBYTECODE
+    # would otherwise compile every changed module in every timed process)
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    subprocess.run([PY, "-m", "compileall", "-q", *(os.path.join(package, p) for p in (
+        "__init__.py", "__main__.py", "repo_index", "commands", "tui"))], check=True, stdout=subprocess.DEVNULL)
     results["startup"] = None if args.no_startup else bench_startup(repeat)
     results["cascade"] = []
     for n in sizes:
