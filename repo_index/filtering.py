@@ -2,7 +2,8 @@
 
 The only rewriting done here is what SQL cannot read as is: dotted column names are quoted, short names are
 resolved (``f1`` -> ``metrics.f1``), ``==`` becomes ``=``, ``tags contains 'x'`` becomes ``array_contains``, a
-double-quoted word that names no column is the string users meant (``params.model = "rf"``), and a string
+double-quoted word that names no column is the string users meant (``params.model = "rf"``), ``'x' in tags`` is
+``tags contains 'x'``, and a string
 compared with a time column is read as a timestamp (``created_at > '2026-01-01'``). Everything else (and/or/not,
 comparisons, in, like, is null, parentheses) is polars' own SQL.
 """
@@ -63,6 +64,13 @@ def to_sql(text: str, columns: Sequence[str], metrics: dict[str, MetricInfo] | N
                 resolve_column(value[1:-1], columns, metrics)
             except UnknownColumn:
                 kind, value = "str", _string(value[1:-1])
+        after = tokens[i + 2] if i + 2 < len(tokens) else ("", "")
+        if kind == "str" and nxt[0] == "id" and nxt[1].lower() == "in" and after[0] in ("id", "qid"):
+            col = resolve_column(after[1].strip('"'), columns, metrics)
+            if col in list_columns:  # 'prod' in tags: the list holds the string
+                out.append(f'array_contains("{col}", {value})')
+                i += 3
+                continue
         if kind == "str" and timed:
             out.append(f"{value}::timestamptz")
         elif kind in ("id", "qid"):

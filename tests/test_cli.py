@@ -85,7 +85,8 @@ def test_where_forms_users_type(ws):
         return {(r["line"], r["name"]) for r in where(df, expr, idx.metrics).iter_rows(named=True)}
 
     assert names('params.model = "rf"') == names("params.model = 'rf'") != set()
-    assert names('tags contains "best"') == names("tags contains 'best'") != set()
+    assert names('tags contains "best"') == names("tags contains 'best'") == names("'best' in tags") != set()
+    assert names("not 'best' in tags") == names("not tags contains 'best'")
     cut = df["created_at"].sort()[df.height // 2]
     later = {(r["line"], r["name"]) for r in df.filter(df["created_at"] > cut).iter_rows(named=True)}
     assert names(f"created_at > '{cut.isoformat()}'") == later != set()
