@@ -141,6 +141,17 @@ def test_show_and_diff(ws, cli):
     assert r.code == 0 and "params.epochs" in r.out and "params.model" not in r.out
 
 
+def test_show_by_path_uses_the_indexed_root_above_it(ws, cli, tmp_path):
+    """From a folder above an indexed root, ``show PATH`` looks in that root (same id as its listing), rather than
+    indexing everything under the current folder."""
+    listed = {r["path"]: r["id"] for r in json.loads(cli("ls", ws, "--format", "json").out)}
+    model = ws / "tabular" / "rf_baseline" / "00002"
+    r = cli("show", model, "--format", "json", cwd=tmp_path)
+    assert r.code == 0, r.err
+    assert json.loads(r.out)[0]["id"] == listed[str(model)]
+    assert not (tmp_path / ".mlrepo").exists()
+
+
 def test_mlflow_models_by_label_and_run_id(copy_fixture, cli):
     """An MLflow run has no line: it is named as the listings print it, experiment/run, or by its run id."""
     root = copy_fixture(FIXTURES / "mlflow_file", "m")
