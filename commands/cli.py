@@ -300,11 +300,9 @@ def tui(root: str, demo: bool) -> None:
     if demo:
         import platformdirs
 
-        from mlrepo.commands.demo import write_demo
+        from mlrepo.commands.demo import cached_demo
 
-        root = os.path.join(platformdirs.user_cache_dir("mlrepo"), "demo")
-        if not os.path.isdir(root):
-            write_demo(root)
+        root = cached_demo(platformdirs.user_cache_dir("mlrepo"))
     if not (sys.stdin.isatty() and sys.stderr.isatty()):  # Textual draws on stderr and reads stdin
         err.print("mlrepo tui needs a terminal; listing the models instead", style="dim")
         output.write(_load(root).df.select(*DEFAULT_LS), "table")

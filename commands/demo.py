@@ -7,10 +7,13 @@ The benchmark harness uses the same writer, scaled up, so the demo and the bench
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import random
+import shutil
+import tempfile
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -199,6 +202,28 @@ def write_demo(root: str, spec: DemoSpec | None = None) -> int:
     if spec.lightning_versions:
         count += _lightning(root, spec, rng)
     return count
+
+
+def cached_demo(cache_root: str) -> str:
+    """The demo for ``tui --demo``, under ``cache_root``: written on first use, and again when this writer changes
+    (the folder is named by a hash of this file; older ones are removed). Written beside and renamed into place,
+    so an interrupted write never leaves half a demo."""
+    with open(__file__, "rb") as fh:
+        version = hashlib.sha1(fh.read()).hexdigest()[:10]
+    root = os.path.join(cache_root, f"demo-{version}")
+    if os.path.isdir(root):
+        return root
+    os.makedirs(cache_root, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".demo-", dir=cache_root)
+    write_demo(staging)
+    try:
+        os.rename(staging, root)
+    except OSError:  # another mlrepo wrote it meanwhile
+        shutil.rmtree(staging, ignore_errors=True)
+    for name in os.listdir(cache_root):
+        if (name == "demo" or name.startswith(("demo-", ".demo-"))) and name != os.path.basename(root):
+            shutil.rmtree(os.path.join(cache_root, name), ignore_errors=True)
+    return root
 
 
 ADJECTIVES = ["amber", "brisk", "calm", "dapper", "eager", "fancy", "gentle", "hardy", "icy", "jolly", "keen",

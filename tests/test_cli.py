@@ -240,3 +240,18 @@ def test_show_and_diff_piped_have_sane_line_lengths(ws, cli):
                  ("diff", "rf_baseline/00001", "rf_baseline/00002", "--root", ws)):
         r = cli(*args)
         assert r.code == 0 and max(len(line) for line in r.out.splitlines()) < 300
+
+
+def test_demo_cache_follows_the_writer(tmp_path):
+    """``tui --demo`` writes the demo once per version of its writer and clears the older ones."""
+    from mlrepo.commands.demo import cached_demo
+
+    (tmp_path / "demo").mkdir()  # as earlier versions left it
+    (tmp_path / "demo-0123456789").mkdir()
+    first = cached_demo(str(tmp_path))
+    stamp = os.stat(first).st_mtime_ns
+    assert cached_demo(str(tmp_path)) == first and os.stat(first).st_mtime_ns == stamp  # not written again
+    assert sorted(os.listdir(tmp_path)) == [os.path.basename(first)]
+    import mlrepo
+
+    assert len(mlrepo.open_index(first, use_cache=False)) > 50
