@@ -11,15 +11,15 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Callable
-from typing import BinaryIO
 from dataclasses import asdict
+from typing import BinaryIO
 
 import orjson
 import platformdirs
 import polars as pl
 
-from mlrepo.repo_index.scanner import Previous
 from mlrepo.repo_index.rows import MetricInfo, split_paths
+from mlrepo.repo_index.scanner import Previous
 from mlrepo.repo_index.table import HIDDEN_SCHEMA
 
 CACHE_VERSION = 3

@@ -5,18 +5,17 @@ from __future__ import annotations
 import gc
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import polars as pl
 
-from mlrepo.repo_index.cache import Cache
-from mlrepo.repo_index.scanner import Found, Scanner
 from mlrepo.repo_index import parallel
+from mlrepo.repo_index.cache import Cache
 from mlrepo.repo_index.rows import MetricInfo, _clean_text, collect_rows, merge_info, merge_rows
+from mlrepo.repo_index.scanner import Found, Scanner
 from mlrepo.repo_index.table import BASE_COLUMNS, HIDDEN_SCHEMA, build_frame, frame_of, public_names
 
 

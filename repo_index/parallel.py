@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from mlrepo.repo_index.readers import default_readers, default_store_readers
 from mlrepo.repo_index.rows import Rows, collect_rows
-from mlrepo.repo_index.scanner import Pending, ScanResult, Scanner
+from mlrepo.repo_index.scanner import Pending, Scanner, ScanResult
 
 log = logging.getLogger("mlrepo.scan")
 
