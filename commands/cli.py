@@ -164,27 +164,32 @@ def best(root: str, metrics: tuple[str, ...], modes: tuple[str, ...], per: str |
     output.write(winners.select(shown) if fmt in ("table", "md") else winners.drop("rank"), fmt)
 
 
-def _indexed_root_of(path: str) -> str | None:
-    """The nearest folder above ``path`` that mlrepo has indexed (it holds ``.mlrepo/index.json``)."""
+def _indexed_root_of(path: str, stop: str | None = None) -> str | None:
+    """The nearest folder above ``path`` that mlrepo has indexed (it holds ``.mlrepo/index.json``), looking no
+    higher than ``stop``."""
     parent = os.path.dirname(path)
     while parent != path:
         if os.path.isfile(os.path.join(parent, ".mlrepo", "index.json")):
             return parent
+        if parent == stop:
+            return None
         path, parent = parent, os.path.dirname(parent)
     return None
 
 
 def _model_and_index(ref: str, root: str | None) -> tuple[Index, dict]:
-    """The index to look MODEL up in: ``--root``; for a folder given by path, the root already indexed above it,
-    else the current folder when it holds the model, else the folder three levels up (repo/line/name)."""
+    """The index to look MODEL up in: ``--root``; for a folder given by path, the root already indexed above it
+    (no higher than the current folder when that holds the model), else the current folder when it holds the
+    model, else the folder three levels up (repo/line/name)."""
     if root is None:
         path = os.path.abspath(ref)
         if not os.path.isdir(path):
             root = "."
         else:
-            inside_cwd = os.path.commonpath([path, os.getcwd()]) == os.getcwd()
-            root = _indexed_root_of(path) or ("." if inside_cwd else os.path.dirname(os.path.dirname(
-                os.path.dirname(path))))
+            cwd = os.getcwd()
+            inside_cwd = os.path.commonpath([path, cwd]) == cwd
+            root = _indexed_root_of(path, cwd if inside_cwd else None) or (
+                "." if inside_cwd else os.path.dirname(os.path.dirname(os.path.dirname(path))))
     idx = _load(root)
     return idx, find_model(idx, ref)
 

@@ -150,6 +150,14 @@ def test_show_by_path_uses_the_indexed_root_above_it(ws, cli, tmp_path):
     assert r.code == 0, r.err
     assert json.loads(r.out)[0]["id"] == listed[str(model)]
     assert not (tmp_path / ".mlrepo").exists()
+    # an index above the current folder is not used when the current folder holds the model: it is the root
+    import mlrepo
+
+    under_cwd = mlrepo.open_index(ws / "tabular", use_cache=False).df
+    expected = under_cwd.filter(under_cwd["path"] == str(model))["id"].item()
+    assert expected != listed[str(model)]
+    r = cli("show", model, "--format", "json", cwd=ws / "tabular")
+    assert r.code == 0 and json.loads(r.out)[0]["id"] == expected
 
 
 def test_mlflow_models_by_label_and_run_id(copy_fixture, cli):
