@@ -74,16 +74,16 @@ from mlrepo.repo_index.archived import LEDGER, with_archived
 from mlrepo.repo_index.cache import STATE_DIR, Cache
 from mlrepo.repo_index.index import Index, IndexError_, _drop_empty, apply_changes, open_index
 from mlrepo.repo_index.readers import Place, Reader, StoreReader, default_readers, default_store_readers
+from mlrepo.repo_index.rows import _clean_text, split_paths
 from mlrepo.repo_index.scanner import (
     SKIP_DIRS,
     Found,
     Previous,
     Scanner,
     scan_model,
-    stamp_of,
     store_models,
+    store_stamp,
 )
-from mlrepo.repo_index.rows import _clean_text, split_paths
 
 log = logging.getLogger("mlrepo.live")
 
@@ -964,7 +964,7 @@ class LiveIndex:
                 for model in known[1]:
                     work.removed.add(model)
             return
-        stamp = stamp_of(path, [""], [f"{path}-wal"])
+        stamp = store_stamp(path)
         if known is not None and known[0] == stamp:
             return
         found, failed = store_models(self.store_files[os.path.basename(file_rel)], path, self.root, stamp)

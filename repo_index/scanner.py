@@ -82,9 +82,9 @@ def _mtime(path: str) -> int:
 
 
 def stamp_of(path: str, dirs: Sequence[str], meta_files: Sequence[str], dir_fd: int | None = None) -> int:
-    """A number that changes when a folder's listing or a metadata file changes (``meta_files`` relative to
-    ``path``, or absolute). With ``dir_fd``, ``path`` is relative to that folder: the kernel then resolves a short
-    path (a sixth faster at 100k models)."""
+    """A number that changes when a folder's listing or a metadata file changes (both relative to ``path``). With
+    ``dir_fd``, ``path`` is relative to that folder: the kernel then resolves a short path (a sixth faster at 100k
+    models)."""
     parts: list[int] = []
     stat = os.stat
     base = path + "/"  # plain concatenation: os.path.join is a third of this loop's cost at 100k models
@@ -95,11 +95,17 @@ def stamp_of(path: str, dirs: Sequence[str], meta_files: Sequence[str], dir_fd: 
             parts.append(-1)
     for rel in meta_files:
         try:
-            st = stat(rel if rel.startswith("/") else base + rel, dir_fd=dir_fd, follow_symlinks=False)
+            st = stat(base + rel, dir_fd=dir_fd, follow_symlinks=False)
             parts.extend((st.st_mtime_ns, st.st_size))
         except OSError:
             parts.extend((-1, -1))
     return hash(tuple(parts))
+
+
+def store_stamp(path: str) -> int:
+    """A store file's stamp (``mlflow.db``): its mtime, and its write-ahead log's mtime and size."""
+    folder, name = os.path.split(path)
+    return stamp_of(folder, [name], [f"{name}-wal"])
 
 
 @dataclass(slots=True)
@@ -436,7 +442,7 @@ class Scanner:
         for name in candidates:
             file_rel = f"{rel}/{name}" if rel else name
             file_path = self._abs(file_rel)
-            stamp = stamp_of(file_path, [""], [f"{file_path}-wal"])
+            stamp = store_stamp(file_path)
             prev = self.previous.stores.get(file_rel) if self.previous else None
             if prev is not None and prev[0] == stamp:
                 result.stores[file_rel] = prev
