@@ -57,7 +57,7 @@ def phase_timer():
                (cache_mod.Cache, "save", "cache save (write_ipc + json)"),
                (parallel, "scan", "cold scan (walk + claim + read + size + rows)"),
                (scanner_mod.Scanner, "scan", "warm scan (stat revalidation)"),
-               (index_mod, "collect_rows", "collect_rows (records -> lists, warm)"),
+               (index_mod, "scanned_rows", "scanned_rows (records -> lists, warm)"),
                (index_mod, "frame_of", "frame_of (lists -> polars)"),
                (index_mod, "_drop_empty", "_drop_empty"),
                (index_mod.Index, "__init__", "Index.__init__ (public frame)")]

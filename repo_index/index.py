@@ -14,7 +14,7 @@ import polars as pl
 
 from mlrepo.repo_index import parallel
 from mlrepo.repo_index.cache import Cache
-from mlrepo.repo_index.rows import MetricInfo, _clean_text, collect_rows, merge_info, merge_rows
+from mlrepo.repo_index.rows import MetricInfo, _clean_text, merge_info, merge_rows, scanned_rows
 from mlrepo.repo_index.scanner import Found, Scanner
 from mlrepo.repo_index.table import BASE_COLUMNS, HIDDEN_SCHEMA, build_frame, frame_of, public_names
 
@@ -118,7 +118,7 @@ def open_index(root: str | os.PathLike[str] = ".", *, rebuild: bool = False, use
             result, parts = parallel.scan(scanner)
         else:
             result = scanner.scan()
-            parts = [collect_rows([*result.found, *result.store_found], result.store_of())]
+            parts = [scanned_rows(result)]
         rows = merge_rows(parts)
         fresh, fresh_info, n_read = frame_of(rows), rows.info, rows.n
         # drop the records before the collector is back, or its first pass walks every one of them (~0.1 s at 20k)

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mlrepo.repo_index.readers import default_readers, default_store_readers
-from mlrepo.repo_index.rows import Rows, collect_rows
+from mlrepo.repo_index.rows import Rows, scanned_rows
 from mlrepo.repo_index.scanner import Pending, Scanner, ScanResult
 
 log = logging.getLogger("mlrepo.scan")
@@ -66,28 +66,24 @@ def scan(scanner: Scanner, workers: int | None = None, serial_seconds: float = S
     workers = min(usable_cores() - 1, 3) if workers is None else workers
     if workers <= 0 or not sys.executable:  # an embedded interpreter has no python to start
         scanner.run(stack, result)
-        return result, [_rows(result)]
+        return result, [scanned_rows(result)]
     start = time.perf_counter()
     scanner.run(stack, result, defer_after=start + min(BOOT_SECONDS, serial_seconds))
     if not stack and not scanner.deferred:
-        return result, [_rows(result)]
+        return result, [scanned_rows(result)]
     try:
         crew = Workers(workers)
     except OSError as exc:  # no process to be had (limits, no temp space): the scan goes on alone
         log.warning("no scan workers (%s): scanning in one process", exc)
         scanner.run(stack, result)
         scanner.run_task(scanner.deferred, result)
-        return result, [_rows(result)]
+        return result, [scanned_rows(result)]
     with crew:
         scanner.run(stack, result, defer_after=start + serial_seconds)
         tasks = _split(scanner, stack, result)
         if not tasks:
-            return result, [_rows(result)]
+            return result, [scanned_rows(result)]
         return result, crew.share(scanner, tasks, result)
-
-
-def _rows(result: ScanResult) -> Rows:
-    return collect_rows([*result.found, *result.store_found], result.store_of())
 
 
 def _split(scanner: Scanner, stack: list[Pending], result: ScanResult) -> list[Task]:
@@ -160,7 +156,7 @@ class Workers:
             scanner.run_task(tasks[number], result)
             mine.append(number)
         # this process's rows while the workers finish their last tasks; a failed worker's are added after
-        rows = [_rows(result)]
+        rows = [scanned_rows(result)]
         if len(mine) == len(tasks):  # all done here (the workers were still booting): nothing to wait for
             return rows
         seen = len(result.found), len(result.store_found)
@@ -178,7 +174,7 @@ class Workers:
             for number in redo:
                 scanner.run_task(tasks[number], result)
             extra = ScanResult(result.found[seen[0]:], [], {}, result.stores, result.store_found[seen[1]:], [])
-            rows.append(_rows(extra))
+            rows.append(scanned_rows(extra))
         return rows
 
 
@@ -207,7 +203,7 @@ def _work(fd: int) -> tuple[Share, list[int]]:
     while (number := _take(fd)) < len(tasks):
         scanner.run_task(tasks[number], result)
         taken.append(number)
-    return Share(_rows(result), result.skeleton, result.stores, result.skipped), taken
+    return Share(scanned_rows(result), result.skeleton, result.stores, result.skipped), taken
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 import orjson
 
 from mlrepo.repo_index.records import ModelRecord
-from mlrepo.repo_index.scanner import Found
+from mlrepo.repo_index.scanner import Found, ScanResult
 
 SEP = "\x1f"  # separates a raw metric key's parts and joined paths; never in a public column name
 BASE_NAMES = ("id", "path", "format", "repo", "line", "name", "created_at", "updated_at", "size_bytes", "n_files",
@@ -165,6 +165,11 @@ def collect_rows(found: Sequence[Found], store_of: dict[str, str] | None = None)
                 known.direction = metric.direction
         base["error"].append("; ".join(errors) if errors else None)
     return rows
+
+
+def scanned_rows(result: ScanResult) -> Rows:
+    """The models a scan read (folders and store runs) as columns."""
+    return collect_rows([*result.found, *result.store_found], result.store_of())
 
 
 def merge_rows(parts: Sequence[Rows]) -> Rows:

@@ -17,7 +17,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from mlrepo.repo_index import parallel
-from mlrepo.repo_index.rows import collect_rows, merge_rows
+from mlrepo.repo_index.rows import merge_rows, scanned_rows
 from mlrepo.repo_index.scanner import Scanner
 from mlrepo.repo_index.table import frame_of
 
@@ -45,7 +45,7 @@ def frame(rows) -> pl.DataFrame:
 
 def serial(root: Path):
     result = Scanner(str(root)).scan()
-    return result, frame([collect_rows([*result.found, *result.store_found], result.store_of())])
+    return result, frame([scanned_rows(result)])
 
 
 def test_shared_scan_equals_serial(mixed: Path):
@@ -76,7 +76,7 @@ def test_worker_process_reads_its_tasks(mixed: Path, monkeypatch: pytest.MonkeyP
                              check=True, timeout=60, pass_fds=(fd,), stdin=subprocess.DEVNULL).stdout
     share, taken = pickle.loads(out)
     assert taken == list(range(len(tasks)))
-    assert_frame_equal(frame([parallel._rows(result), share.rows]), expected)
+    assert_frame_equal(frame([scanned_rows(result), share.rows]), expected)
     assert {**result.skeleton, **share.skeleton} == _result.skeleton
 
 
