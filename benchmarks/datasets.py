@@ -1,6 +1,6 @@
 """Synthetic benchmark repositories, made once and cached under ``benchmarks/data/`` (git-ignored).
 
-Cascade: ``mlrepo.commands.demo.write_demo`` scaled up (the same writer the demo uses, so "realistic" means the same
+Cascade: ``mlrepo.commands.operations.demo.write_demo`` scaled up (the same writer the demo uses, so "realistic" means the same
 thing in both): ``workspace/<repo>/<line>/00000/{meta.json,SLUG,artifacts/model.bin}``, 100 models per line,
 artifacts of 200-2000 bytes. A dataset is written to ``<name>.tmp`` and renamed when complete; a ``<name>.json``
 stamp next to it records the spec, so a changed spec (or an interrupted write) is regenerated, anything else reused.
@@ -40,7 +40,7 @@ def _write_stamp(stamp_path: str, stamp: dict) -> None:
 
 def cascade_repo(n_models: int, log=print) -> tuple[str, dict]:
     """Path of a Cascade workspace root with ``n_models`` models (generated on first use) and its stamp."""
-    from mlrepo.commands.demo import DemoSpec, write_demo
+    from mlrepo.commands.operations.demo import DemoSpec, write_demo
 
     if n_models % MODELS_PER_LINE:
         raise SystemExit(f"sizes must be multiples of {MODELS_PER_LINE}, got {n_models}")

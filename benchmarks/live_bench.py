@@ -35,7 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
 WORK = os.path.join(tempfile.gettempdir(), "mlrepo-live-bench")
 
-from mlrepo.commands.demo import DemoSpec, write_demo  # noqa: E402
+from mlrepo.commands.operations.demo import DemoSpec, write_demo  # noqa: E402
 from mlrepo.repo_index import index as index_mod  # noqa: E402
 from mlrepo.repo_index import scanner as scanner_mod  # noqa: E402
 from mlrepo.repo_index.live import LiveIndex, max_user_watches  # noqa: E402

@@ -20,7 +20,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import polars as pl
-
 from mlrepo.repo_index import open_index
 from mlrepo.tui.app import MlrepoApp
 

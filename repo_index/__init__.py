@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from mlrepo.repo_index.index import Index, IndexError_, open_index
+    from mlrepo.repo_index.index import Index, RootError, open_index
 
-__all__ = ["Index", "IndexError_", "open_index"]
+__all__ = ["Index", "RootError", "open_index"]
 
 
 def __getattr__(name: str) -> object:

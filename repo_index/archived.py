@@ -19,7 +19,6 @@ from datetime import datetime, timezone
 
 import orjson
 import polars as pl
-
 from mlrepo.repo_index.cache import atomic_write, state_dir
 from mlrepo.repo_index.rows import MetricInfo, merge_info, model_id
 from mlrepo.repo_index.table import BASE_SCHEMA, HIDDEN_SCHEMA

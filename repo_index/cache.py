@@ -17,7 +17,6 @@ from typing import BinaryIO
 import orjson
 import platformdirs
 import polars as pl
-
 from mlrepo.repo_index.rows import MetricInfo, split_paths
 from mlrepo.repo_index.scanner import Previous
 from mlrepo.repo_index.table import HIDDEN_SCHEMA

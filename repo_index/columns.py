@@ -5,11 +5,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 
+from mlrepo.errors import UsageError
 from mlrepo.repo_index.rows import MetricInfo
-
-
-class UsageError(ValueError):
-    """The user named something that does not exist or is ambiguous; the message lists what does exist."""
 
 
 class UnknownColumn(UsageError):

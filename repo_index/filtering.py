@@ -14,7 +14,6 @@ import re
 from collections.abc import Sequence
 
 import polars as pl
-
 from mlrepo.repo_index.columns import UnknownColumn, UsageError, resolve_column
 from mlrepo.repo_index.rows import MetricInfo
 

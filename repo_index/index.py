@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import polars as pl
-
+from mlrepo.errors import UsageError
 from mlrepo.repo_index import parallel
 from mlrepo.repo_index.cache import Cache
 from mlrepo.repo_index.rows import MetricInfo, _clean_text, merge_info, merge_rows, scanned_rows
@@ -19,7 +19,7 @@ from mlrepo.repo_index.scanner import Found, Scanner
 from mlrepo.repo_index.table import BASE_COLUMNS, HIDDEN_SCHEMA, build_frame, frame_of, public_names
 
 
-class IndexError_(Exception):
+class RootError(UsageError):
     """The root itself cannot be indexed (missing, not a folder)."""
 
 
@@ -106,7 +106,7 @@ def open_index(root: str | os.PathLike[str] = ".", *, rebuild: bool = False, use
     start = time.perf_counter()
     root = os.path.abspath(os.path.expanduser(os.fspath(root)))
     if not os.path.isdir(root):
-        raise IndexError_(f"{root}: not a folder" if os.path.exists(root) else f"{root}: no such folder")
+        raise RootError(f"{root}: not a folder" if os.path.exists(root) else f"{root}: no such folder")
     cache = Cache(root)
     if use_cache:
         cache.prepare()  # before the walk: creating .mlrepo/ changes the root's mtime the scan records
@@ -174,7 +174,7 @@ def find_model(index: Index, ref: str) -> dict[str, object]:
     run has no line: ``experiment/run``; a tail such as ``line/name`` or ``name`` is enough when unique), or its
     folder (an MLflow run id, ``version_3``), or its id in a store (the run id of an mlflow.db run). Raises
     UsageError naming the choices."""
-    from mlrepo.repo_index.columns import UsageError
+    from mlrepo.errors import UsageError
 
     df = index.df.with_columns(index.raw["_source_id"])  # same row order: df is made from raw
     path = os.path.abspath(os.path.expanduser(ref))

@@ -57,6 +57,20 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import polars as pl
+from mlrepo.repo_index.archived import LEDGER, with_archived
+from mlrepo.repo_index.cache import STATE_DIR, Cache
+from mlrepo.repo_index.index import Index, RootError, _drop_empty, apply_changes, open_index
+from mlrepo.repo_index.readers import Place, Reader, StoreReader, default_readers, default_store_readers
+from mlrepo.repo_index.rows import _clean_text, split_paths
+from mlrepo.repo_index.scanner import (
+    SKIP_DIRS,
+    Found,
+    Previous,
+    Scanner,
+    scan_model,
+    store_models,
+    store_stamp,
+)
 from watchdog.events import (
     DirCreatedEvent,
     DirDeletedEvent,
@@ -68,21 +82,6 @@ from watchdog.events import (
     FileModifiedEvent,
     FileMovedEvent,
     FileSystemEvent,
-)
-
-from mlrepo.repo_index.archived import LEDGER, with_archived
-from mlrepo.repo_index.cache import STATE_DIR, Cache
-from mlrepo.repo_index.index import Index, IndexError_, _drop_empty, apply_changes, open_index
-from mlrepo.repo_index.readers import Place, Reader, StoreReader, default_readers, default_store_readers
-from mlrepo.repo_index.rows import _clean_text, split_paths
-from mlrepo.repo_index.scanner import (
-    SKIP_DIRS,
-    Found,
-    Previous,
-    Scanner,
-    scan_model,
-    store_models,
-    store_stamp,
 )
 
 log = logging.getLogger("mlrepo.live")
@@ -342,14 +341,14 @@ class LiveIndex:
 
     def start(self, index: Index | None = None) -> Index:
         """Open the index (warm from the cache when it can) and start watching. Blocking: call it from a worker
-        thread in a UI. Raises ``IndexError_`` when the root is not a folder.
+        thread in a UI. Raises ``RootError`` when the root is not a folder.
 
         ``index``: one the caller has just opened with ``open_index`` on the same root, to skip opening it again
         (changes made between that scan and this call are only seen at the next ``resync()``)."""
         if self._index is not None:
             return self._index
         if not os.path.isdir(self.root):
-            raise IndexError_(f"{self.root}: not a folder" if os.path.exists(self.root) else
+            raise RootError(f"{self.root}: not a folder" if os.path.exists(self.root) else
                               f"{self.root}: no such folder")
         st = os.stat(self.root)
         self._root_id = (st.st_dev, st.st_ino)

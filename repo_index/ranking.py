@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import polars as pl
-
-from mlrepo.repo_index.columns import UsageError, resolve_metric
+from mlrepo.errors import UsageError
+from mlrepo.repo_index.columns import resolve_metric
 from mlrepo.repo_index.rows import MetricInfo
 
 #: Words that mark a metric as minimised when its metadata does not say.

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 import orjson
-
 from mlrepo.repo_index.records import ModelRecord
 from mlrepo.repo_index.scanner import Found, ScanResult
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import polars as pl
-
 from mlrepo.repo_index.rows import SEP, MetricInfo, Rows, collect_rows
 from mlrepo.repo_index.scanner import Found
 

@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from mlrepo.commands.demo import write_demo
+from mlrepo.commands.operations.demo import write_demo
 from mlrepo.tui.app import MlrepoApp
 
 HERE = Path(__file__).parent

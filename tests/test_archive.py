@@ -9,9 +9,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from treeutil import age, archive_snapshot, mlrepo, snapshot
-
 from conftest import FIXTURES
+from treeutil import age, archive_snapshot, mlrepo, snapshot
 
 
 def _odd_files(model: Path) -> None:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import os
 
+import mlrepo
 import polars as pl
 import pytest
-
-import mlrepo
 from conftest import CASCADE_018
 
 GOOD = [{"type": "model", "metrics": [{"name": "f1", "value": 0.5}], "params": {"lr": 0.1}}]

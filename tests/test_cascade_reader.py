@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import math
 
+import mlrepo
 import polars as pl
 import pytest
-
-import mlrepo
-from conftest import CASCADE_07, CASCADE_012, CASCADE_018
+from conftest import CASCADE_012, CASCADE_018, CASCADE_07
 
 # Every model of the 0.18 workspace: params as written (flattened) and every metric value, by column.
 RF = {"model": "rf", "max_depth": 4, "optimizer.name": "sgd"}

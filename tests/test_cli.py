@@ -9,7 +9,6 @@ import sqlite3
 
 import polars as pl
 import pytest
-
 from conftest import CASCADE_012, CASCADE_018, FIXTURES
 
 
@@ -252,7 +251,7 @@ def test_show_and_diff_piped_have_sane_line_lengths(ws, cli):
 
 def test_demo_cache_follows_the_writer(tmp_path):
     """``tui --demo`` writes the demo once per version of its writer and clears the older ones."""
-    from mlrepo.commands.demo import cached_demo
+    from mlrepo.commands.operations.demo import cached_demo
 
     (tmp_path / "demo").mkdir()  # as earlier versions left it
     (tmp_path / "demo-0123456789").mkdir()

@@ -13,10 +13,9 @@ import threading
 import time
 from pathlib import Path
 
+import mlrepo
 import orjson
 import pytest
-
-import mlrepo
 from conftest import CASCADE_018, FIXTURES
 from mlrepo.repo_index import scanner as scanner_mod
 from mlrepo.repo_index.live import POLL_FOLDERS_PER_SECOND, ChangeBatch, LiveIndex

@@ -14,12 +14,11 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from polars.testing import assert_frame_equal
-
 from mlrepo.repo_index import parallel
 from mlrepo.repo_index.rows import merge_rows, scanned_rows
 from mlrepo.repo_index.scanner import Scanner
 from mlrepo.repo_index.table import frame_of
+from polars.testing import assert_frame_equal
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SOURCES = [FIXTURES / "cascade" / "cascade-0.18", FIXTURES / "cascade" / "cascade-0.12",

@@ -4,21 +4,19 @@ and runs without a terminal change nothing, that the trash holds restorable entr
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
-import os
-import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-
-from treeutil import age, mlrepo, snapshot
-
 from conftest import CASCADE_018, FIXTURES
+from treeutil import age, mlrepo, snapshot
 
 MLFLOW_FILE = FIXTURES / "mlflow_file"
 MLFLOW_SQLITE = FIXTURES / "mlflow_sqlite"
@@ -290,7 +288,7 @@ def test_symlinks_out_of_the_root_are_never_followed(ws, env, tmp_path):
     assert not model.exists()
     assert snapshot(outside) == kept
     # a model folder that is itself a symlink (the scanner does not follow it; store rows could name one)
-    from mlrepo.commands.journal import model_path_problem
+    from mlrepo.commands.operations.paths import model_path_problem
 
     link = ws / "vision" / "cnn_small" / "linked"
     os.symlink(outside / "precious", link)
@@ -299,7 +297,7 @@ def test_symlinks_out_of_the_root_are_never_followed(ws, env, tmp_path):
 
 
 def test_a_second_prune_waits_for_the_lock(ws, env):
-    from mlrepo.commands.journal import Lock
+    from mlrepo.commands.operations.lock import Lock
 
     assert mlrepo("index", ws).code == 0
     with Lock(str(ws)):
@@ -312,7 +310,7 @@ def test_a_second_prune_waits_for_the_lock(ws, env):
 def test_plan_api_for_the_tui(ws):
     """The TUI calls the same functions: a plan, then the operation with a progress callback."""
     from mlrepo.commands.operations import remove_models
-    from mlrepo.commands.plan import KeepRules, plan_prune
+    from mlrepo.commands.operations.plan import KeepRules, plan_prune
     from mlrepo.repo_index import open_index
 
     idx = open_index(ws)

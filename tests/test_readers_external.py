@@ -14,14 +14,13 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import mlrepo
 import pytest
 import yaml
-
-import mlrepo
 from mlrepo.repo_index.readers import Place, default_readers, default_store_readers
 from mlrepo.repo_index.readers.hf_trainer import HfTrainerReader
-from mlrepo.repo_index.readers.lightning import LightningReader, parse_metrics_csv
 from mlrepo.repo_index.readers.history import MAX_POINTS, thin
+from mlrepo.repo_index.readers.lightning import LightningReader, parse_metrics_csv
 from mlrepo.repo_index.readers.mlflow_file import (
     POLARS_BYTES,
     MlflowFileReader,

@@ -10,7 +10,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from conftest import CASCADE_018
 
 pytestmark = [pytest.mark.tmux, pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")]

@@ -7,14 +7,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from rich.console import Console
-
 from conftest import CASCADE_018, FIXTURES
 from mlrepo.tui.app import MlrepoApp
 from mlrepo.tui.compare import CompareScreen
 from mlrepo.tui.curves import CurvesScreen
 from mlrepo.tui.disk import DiskScreen
 from mlrepo.tui.history import HistoryScreen
+from rich.console import Console
 
 SNAPSHOT_BASE = Path("/tmp/mlrepo-snapshot")  # fixed, one per screen: paths show on screen; tests run in parallel
 
@@ -259,9 +258,8 @@ async def test_live_models_appear_and_go_without_losing_the_cursor(root):
 
 
 async def test_trash_marked_after_confirming_the_plan(copy_fixture, tmp_path, monkeypatch):
-    from treeutil import age, trash_env
-
     from mlrepo.tui.prune import PlanScreen
+    from treeutil import age, trash_env
 
     for key, value in trash_env(tmp_path / "user").items():
         monkeypatch.setenv(key, value)
@@ -294,9 +292,8 @@ async def test_trash_marked_after_confirming_the_plan(copy_fixture, tmp_path, mo
 
 
 async def test_keep_top_rule_shows_a_plan(copy_fixture, tmp_path, monkeypatch):
-    from treeutil import age
-
     from mlrepo.tui.prune import KeepTopScreen, PlanScreen
+    from treeutil import age
 
     root = copy_fixture(CASCADE_018, "repo")
     age(root)

@@ -14,6 +14,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import polars as pl
+from mlrepo.commands.views.tables import model_panel
+from mlrepo.errors import UsageError
+from mlrepo.repo_index import Index, open_index
+from mlrepo.repo_index.columns import resolve_column
+from mlrepo.repo_index.filtering import where
+from mlrepo.repo_index.index import cached_index
+from mlrepo.repo_index.live import ChangeBatch, LiveIndex
+from mlrepo.repo_index.ranking import direction_by_name, rank_keys
+from mlrepo.repo_index.units import human_size, human_size_expr
+from mlrepo.tui.palette import ActionsProvider, ModelsProvider
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -25,18 +35,8 @@ from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState
 from textual_fastdatatable import DataTable
 
-from mlrepo.commands.output import human_size, human_size_expr
-from mlrepo.commands.views import model_panel
-from mlrepo.repo_index import Index, open_index
-from mlrepo.repo_index.index import cached_index
-from mlrepo.repo_index.live import ChangeBatch, LiveIndex
-from mlrepo.repo_index.columns import UsageError, resolve_column
-from mlrepo.repo_index.filtering import where
-from mlrepo.repo_index.ranking import direction_by_name, rank_keys
-from mlrepo.tui.palette import ActionsProvider, ModelsProvider
-
 if TYPE_CHECKING:
-    from mlrepo.commands.plan import Plan
+    from mlrepo.commands.operations.plan import Plan
 
 GROUPING = ("repo", "line", "name")
 FACTS = ("size_bytes", "updated_at", "status", "format")
@@ -501,7 +501,7 @@ class MlrepoApp(App[str | None]):
         """Trash or archive the marked models (or the one under the cursor), after the plan is confirmed."""
         if self.index is None or not self.checked:
             return
-        from mlrepo.commands.plan import plan_selection
+        from mlrepo.commands.operations.plan import plan_selection
 
         index, ids = self.index, sorted(self.marked) or [i for i in [self.selected_id()] if i]
         kind = "prune" if how == "trash" else "archive"
@@ -514,7 +514,7 @@ class MlrepoApp(App[str | None]):
         if self.index is None or not self.checked or column is None or not column.startswith("metrics."):
             self.notify("move the cursor to a metric column first", severity="warning")
             return
-        from mlrepo.commands.plan import KeepRules, plan_prune
+        from mlrepo.commands.operations.plan import KeepRules, plan_prune
         from mlrepo.tui.prune import KeepTopScreen
 
         index, where_text = self.index, self.view.where

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from mlrepo.commands.views.text import cell
+from mlrepo.repo_index import Index
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -9,9 +11,6 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
-
-from mlrepo.commands.output import cell
-from mlrepo.repo_index import Index
 
 
 def compare_table(rows: list[dict], index: Index, only_differences: bool) -> Table:

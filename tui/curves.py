@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from mlrepo.repo_index.curves import metric_curves
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual_plotext import PlotextPlot
-
-from mlrepo.repo_index.curves import metric_curves
 
 
 class CurvesScreen(Screen[None]):

@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 
 import polars as pl
+from mlrepo.repo_index.disk import usage
+from mlrepo.repo_index.units import human_size
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Static, Tree
-
-from mlrepo.commands.output import human_size
-from mlrepo.repo_index.disk import usage
 
 BAR = 20
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import polars as pl
+from mlrepo.commands.views.text import cell
+from mlrepo.repo_index.lineage import Node, build_history
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Static, Tree
-
-from mlrepo.commands.output import cell
-from mlrepo.repo_index.lineage import Node, build_history
 
 
 def best_path(roots: list[Node], mode: str) -> set[str]:

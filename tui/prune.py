@@ -3,6 +3,10 @@ operations in a worker, with a progress bar."""
 
 from __future__ import annotations
 
+from mlrepo.commands.operations import Progress, Report, remove_models
+from mlrepo.commands.operations.plan import Plan
+from mlrepo.commands.views.plan import groups_table, plan_table
+from mlrepo.repo_index.units import human_size
 from rich.console import Group
 from textual import work
 from textual.app import ComposeResult
@@ -10,11 +14,6 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, ProgressBar, Static
-
-from mlrepo.commands.maintenance import groups_table, plan_table
-from mlrepo.commands.operations import Progress, Report, remove_models
-from mlrepo.commands.output import human_size
-from mlrepo.commands.plan import Plan
 
 VERBS = {"trash": ("Trash", "to the trash (mlrepo restore brings them back)"),
          "archive": ("Archive", "into compressed archives (mlrepo restore brings them back)")}

@@ -14,7 +14,6 @@ import os
 import re
 
 import yaml
-
 from mlrepo.repo_index.readers import Place
 from mlrepo.repo_index.readers.history import thin
 from mlrepo.repo_index.readers.parsing import MetaError, load_file, load_text, take_params

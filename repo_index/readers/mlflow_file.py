@@ -16,7 +16,6 @@ import re
 import threading
 from datetime import datetime, timezone
 
-
 from mlrepo.repo_index.readers import Place
 from mlrepo.repo_index.readers.history import thin
 from mlrepo.repo_index.readers.parsing import MetaError, load_file, load_text, read_bytes

@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Iterable
 from urllib.parse import unquote, urlparse
 
+from mlrepo.errors import ReadError
 from mlrepo.repo_index.readers.mlflow_file import (
     NOTE_TAG,
     RUN_NAME_TAG,
@@ -30,7 +31,7 @@ HISTORY_ROWS = 200_000  # metric histories are loaded when the metrics table is 
 MAX_SUFFIX = 8  # path components tried when looking for a moved artifact folder next to the database
 
 
-class StoreError(Exception):
+class StoreError(ReadError):
     pass
 
 

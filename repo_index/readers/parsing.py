@@ -7,7 +7,7 @@ import os
 
 import orjson
 import yaml
-
+from mlrepo.errors import ReadError
 from mlrepo.repo_index.records import ModelRecord
 
 try:  # the C loader is ~10x faster; pure-Python PyYAML builds lack it
@@ -18,7 +18,7 @@ except AttributeError:  # pragma: no cover
 MAX_META_BYTES = 64 * 1024 * 1024
 
 
-class MetaError(Exception):
+class MetaError(ReadError):
     """A metadata file exists but cannot be used; the message says why, for the `error` column."""
 
 

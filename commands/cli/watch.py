@@ -9,9 +9,6 @@ import threading
 import click
 import orjson
 
-from mlrepo.repo_index import IndexError_
-from mlrepo.repo_index.columns import UsageError
-
 
 @click.command()
 @click.argument("root", default=".", type=click.Path(file_okay=False, path_type=str))
@@ -37,10 +34,7 @@ def watch(root: str, polling: bool, interval: float, debounce: float) -> None:
         previous[sig] = signal.signal(sig, lambda *_: stop.set())
     out = sys.stdout.buffer
     try:
-        try:
-            index = live.start()
-        except IndexError_ as exc:
-            raise UsageError(str(exc)) from None
+        index = live.start()
         click.echo(f"watching {len(index)} models under {live.root} ({live.mode}); Ctrl-C to stop", err=True)
         while not stop.is_set():
             batch = live.get(timeout=0.2)

@@ -1,6 +1,6 @@
 """The journaled moves of one model: archive, trash, delete, restore; and the recovery of interrupted ones.
 
-Each function below is one journaled step (see ``commands.journal``). The order of the writes is what makes a kill
+Each function below is one journaled step (see ``journal``). The order of the writes is what makes a kill
 at any point recoverable; ``recover`` reads the journal and, for each step left behind, looks at the disk and
 finishes or rolls back:
 
@@ -25,27 +25,19 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from mlrepo.commands import tarzst, trash
-from mlrepo.commands.journal import (
-    Step,
-    fault,
-    fsync_dir,
-    is_within,
-    leftovers,
-    model_path_problem,
-    now_iso,
-    pending,
-    remove_tree,
-    rename_durably,
-    scratch_dir,
-)
+from mlrepo.commands.operations import tarzst, trash
+from mlrepo.commands.operations.durable import fsync_dir, now_iso, remove_tree, rename_durably
+from mlrepo.commands.operations.faults import fault
+from mlrepo.commands.operations.journal import Step, leftovers, pending
+from mlrepo.commands.operations.paths import is_within, model_path_problem, scratch_dir
+from mlrepo.errors import FailedError
 from mlrepo.repo_index import archived as ledger
 from mlrepo.repo_index.cache import state_dir
 
 ARCHIVE_DIR = "archive"
 
 
-class Refused(Exception):
+class Refused(FailedError):
     """This model may not be moved (outside the root, a symlink, a folder already in the way...)."""
 
 
@@ -277,7 +269,7 @@ def restore_entry(root: str, entry_path: str, entry: dict, on_bytes=None) -> Mov
 
 def _within_root(path: str, root: str) -> bool:
     """Whether a folder may be (re)created at ``path``: under the root, through no symlink that leads out."""
-    from mlrepo.commands.journal import is_within
+    from mlrepo.commands.operations.paths import is_within
 
     norm, top = os.path.normpath(os.path.abspath(path)), os.path.normpath(os.path.abspath(root))
     if not norm.startswith(top.rstrip(os.sep) + os.sep):

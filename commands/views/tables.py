@@ -5,17 +5,17 @@ from __future__ import annotations
 import os
 
 import polars as pl
+from mlrepo.commands.views.text import cell
+from mlrepo.repo_index import Index
+from mlrepo.repo_index.disk import LEVELS
+from mlrepo.repo_index.lineage import Node, build_history
+from mlrepo.repo_index.ranking import direction_by_name
+from mlrepo.repo_index.units import human_size
 from rich.console import Group
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
-
-from mlrepo.commands.output import cell, human_size
-from mlrepo.repo_index import Index
-from mlrepo.repo_index.disk import LEVELS
-from mlrepo.repo_index.lineage import Node, build_history
-from mlrepo.repo_index.ranking import direction_by_name
 
 _BASE = ("id", "path", "format", "repo", "line", "name", "status", "created_at", "updated_at", "size_bytes",
          "n_files", "tags", "error")

@@ -20,15 +20,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 import polars as pl
-
-from mlrepo.commands.output import human_size
-from mlrepo.repo_index.columns import UsageError
+from mlrepo.commands.operations.paths import model_path_problem
+from mlrepo.errors import UsageError
 from mlrepo.repo_index.filtering import where as filter_where
 from mlrepo.repo_index.index import Index, find_model
 from mlrepo.repo_index.ranking import GROUPS, RankKey, rank, rank_keys
 from mlrepo.repo_index.rows import raw_metric_key
-
-from mlrepo.commands.journal import model_path_problem
+from mlrepo.repo_index.units import human_size
 
 INACTIVE = ("deleted", "trashed", "archived")
 RECENT = timedelta(minutes=10)

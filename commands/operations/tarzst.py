@@ -25,8 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import zstandard
-
-from mlrepo.commands.journal import fault, fsync_dir
+from mlrepo.commands.operations.durable import fsync_dir
+from mlrepo.commands.operations.faults import fault
+from mlrepo.errors import FailedError
 
 SUFFIX = ".tar.zst"
 LEVEL = 3
@@ -37,7 +38,7 @@ Listing = dict[str, Entry]
 BytesFn = Callable[[int], None]
 
 
-class ArchiveError(Exception):
+class ArchiveError(FailedError):
     pass
 
 

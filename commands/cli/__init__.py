@@ -8,15 +8,14 @@ from collections.abc import Callable
 
 import click
 import polars as pl
-from rich.console import Console
-
-from mlrepo.commands import output
-from mlrepo.repo_index import Index, IndexError_, open_index
-from mlrepo.repo_index.columns import UsageError, resolve_column
+from mlrepo.commands.cli import output
+from mlrepo.errors import ExitStatus, FailedError, MlrepoError, UsageError
+from mlrepo.repo_index import Index, open_index
+from mlrepo.repo_index.columns import resolve_column
 from mlrepo.repo_index.filtering import where
 from mlrepo.repo_index.index import find_model
+from rich.console import Console
 
-EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED = 1, 2, 3
 INACTIVE = ("deleted", "trashed", "archived")
 DEFAULT_LS = ("id", "repo", "line", "name", "format", "status", "size_bytes", "updated_at")
 
@@ -24,10 +23,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _load(root: str, rebuild: bool = False) -> Index:
-    try:
-        return open_index(root, rebuild=rebuild)
-    except IndexError_ as exc:
-        raise UsageError(str(exc)) from None
+    return open_index(root, rebuild=rebuild)
 
 
 def _split(values: tuple[str, ...]) -> list[str]:
@@ -52,10 +48,10 @@ class LazyGroup(click.Group):
     the journal, the trash and watchdog unless it needs them."""
 
     LAZY = {
-        "prune": "mlrepo.commands.maintenance:prune",
-        "archive": "mlrepo.commands.maintenance:archive",
-        "restore": "mlrepo.commands.maintenance:restore",
-        "watch": "mlrepo.commands.watch:watch",
+        "prune": "mlrepo.commands.cli.maintenance:prune",
+        "archive": "mlrepo.commands.cli.maintenance:archive",
+        "restore": "mlrepo.commands.cli.maintenance:restore",
+        "watch": "mlrepo.commands.cli.watch:watch",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -145,7 +141,8 @@ def ls(root: str, where_expr: str | None, sort_col: str | None, asc: bool | None
 def best(root: str, metrics: tuple[str, ...], modes: tuple[str, ...], per: str | None, all_status: bool,
          where_expr: str | None, fmt: str) -> None:
     """Print the best model's path (one per group with --per): cp -r "$(mlrepo best --metric f1)" deploy/"""
-    from mlrepo.repo_index.ranking import best as best_of, rank_keys
+    from mlrepo.repo_index.ranking import best as best_of
+    from mlrepo.repo_index.ranking import rank_keys
 
     idx = _load(root)
     keys = rank_keys(_split(metrics), list(modes), idx.df.columns, idx.metrics)
@@ -155,7 +152,7 @@ def best(root: str, metrics: tuple[str, ...], modes: tuple[str, ...], per: str |
     winners = best_of(frame, keys, per or "all")
     err.print("ranked by " + "; then ".join(k.describe() for k in keys), style="dim")
     if winners.is_empty():
-        raise click.ClickException(f"no model has {keys[0].column}")
+        raise FailedError(f"no model has {keys[0].column}")
     if fmt == "path":
         for path in winners["path"]:
             click.echo(path)
@@ -200,7 +197,7 @@ def _model_and_index(ref: str, root: str | None) -> tuple[Index, dict]:
 @format_opt(choices=("table", "json"))
 def show(model: str, root: str | None, fmt: str) -> None:
     """Everything known about one model (MODEL: id, path, or repo/line/name)."""
-    from mlrepo.commands.views import model_panel
+    from mlrepo.commands.views.tables import model_panel
 
     idx, row = _model_and_index(model, root)
     if fmt == "json":
@@ -216,7 +213,7 @@ def show(model: str, root: str | None, fmt: str) -> None:
 @click.option("--changed", "changed_only", is_flag=True, help="Only the params and metrics that differ.")
 def diff(model_a: str, model_b: str, root: str | None, changed_only: bool) -> None:
     """Params and metrics of two models side by side, differences marked."""
-    from mlrepo.commands.views import diff_table
+    from mlrepo.commands.views.tables import diff_table
 
     idx, a = _model_and_index(model_a, root)
     b = find_model(idx, model_b)
@@ -230,7 +227,7 @@ def diff(model_a: str, model_b: str, root: str | None, changed_only: bool) -> No
 @where_opt
 def history(root: str, line_ref: str | None, metric: str | None, where_expr: str | None) -> None:
     """The parameter-history tree of each line: every model under the earlier one it differs least from."""
-    from mlrepo.commands.views import history_trees
+    from mlrepo.commands.views.tables import history_trees
     from mlrepo.repo_index.columns import resolve_metric
 
     idx = _load(root)
@@ -255,7 +252,7 @@ def history(root: str, line_ref: str | None, metric: str | None, where_expr: str
 @format_opt()
 def du(root: str, by: str, top: int | None, where_expr: str | None, fmt: str) -> None:
     """Disk usage by repo, line or model, largest first."""
-    from mlrepo.commands.views import usage_table
+    from mlrepo.commands.views.tables import usage_table
     from mlrepo.repo_index.disk import usage
 
     idx = _load(root)
@@ -289,7 +286,7 @@ def export(root: str, where_expr: str | None, fmt: str, out: str | None) -> None
 @click.argument("directory", type=click.Path(file_okay=False))
 def demo(directory: str) -> None:
     """Write a realistic demo repository into DIRECTORY."""
-    from mlrepo.commands.demo import write_demo
+    from mlrepo.commands.operations.demo import write_demo
 
     if os.path.isdir(directory) and os.listdir(directory):
         raise UsageError(f"{directory} is not empty; give a new or empty folder")
@@ -304,8 +301,7 @@ def tui(root: str, demo: bool) -> None:
     """The terminal app: browse, sort, filter and pick models; `p` prints the selected model's path."""
     if demo:
         import platformdirs
-
-        from mlrepo.commands.demo import cached_demo
+        from mlrepo.commands.operations.demo import cached_demo
 
         root = cached_demo(platformdirs.user_cache_dir("mlrepo"))
     if not (sys.stdin.isatty() and sys.stderr.isatty()):  # Textual draws on stderr and reads stdin
@@ -341,26 +337,26 @@ def main(argv: list[str] | None = None) -> None:
         code = cli.main(args=argv, prog_name="mlrepo", standalone_mode=False)
     except click.exceptions.Abort:
         err.print("aborted", markup=False)
-        code = EXIT_FAILED
+        code = ExitStatus.FAILED
     except click.ClickException as exc:  # click's usage errors too: one line, pointing at the command's help
         ctx = getattr(exc, "ctx", None)
         hint = f" (see '{ctx.command_path} --help')" if isinstance(exc, click.UsageError) and ctx else ""
         err.print(f"mlrepo: error: {_one_line(exc.format_message())}{hint}", markup=False)
         code = exc.exit_code
-    except UsageError as exc:
+    except MlrepoError as exc:
         err.print(f"mlrepo: error: {exc}", markup=False)
-        code = EXIT_USAGE
+        code = exc.exit_status
     except KeyboardInterrupt:
-        code = 130
+        code = ExitStatus.INTERRUPTED
     except BrokenPipeError:
         sys.stderr.close()  # the reader went away (| head): not an error
         code = 0
     except Exception as exc:  # the promise: a message, not a traceback
         err.print(f"mlrepo: error: {type(exc).__name__}: {_one_line(str(exc))}", markup=False)
-        code = EXIT_FAILED
+        code = ExitStatus.FAILED
     except BaseException as exc:  # pyo3 panics (polars) are BaseExceptions; exits and interrupts pass
         if isinstance(exc, (SystemExit, GeneratorExit)):
             raise
         err.print(f"mlrepo: error: internal error in a library: {_one_line(str(exc))}", markup=False)
-        code = EXIT_FAILED
-    sys.exit(code if isinstance(code, int) else 0)
+        code = ExitStatus.FAILED
+    sys.exit(int(code) if isinstance(code, int) else 0)

@@ -1,7 +1,7 @@
 """Carrying out a plan: the operations the CLI and the TUI share. No printing; progress goes to a callback.
 
 Each operation takes the root's lock, first finishes or rolls back whatever an interrupted run left in the journal
-(``recover``), then moves the models one journaled step at a time (``commands.moves``). A model that may not be
+(``recover``), then moves the models one journaled step at a time (``moves``). A model that may not be
 moved (it changed, a folder is in the way...) is reported in the outcome and the others go on.
 """
 
@@ -10,13 +10,18 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
-from mlrepo.commands import moves
-from mlrepo.commands.journal import Busy, Lock, fault, is_within, needs_recovery
-from mlrepo.commands.plan import Decision, RestoreItem
+from mlrepo.commands.operations import moves
+from mlrepo.commands.operations.faults import fault
+from mlrepo.commands.operations.journal import needs_recovery
+from mlrepo.commands.operations.lock import Lock
+from mlrepo.commands.operations.paths import is_within
+from mlrepo.commands.operations.plan import Decision, RestoreItem
+from mlrepo.errors import Busy, UsageError
 
 __all__ = ["Busy", "Outcome", "Progress", "Report", "recover_pending", "remove_models", "restore_models"]
-HOW = ("trash", "archive", "delete")
+How = Literal["trash", "archive", "delete"]
 
 
 @dataclass(slots=True)
@@ -96,17 +101,15 @@ class _Tracker:
             self.callback(self.state)
 
 
-def remove_models(root: str, decisions: Sequence[Decision], how: str = "trash", archive_dir: str | None = None,
+def remove_models(root: str, decisions: Sequence[Decision], how: How = "trash", archive_dir: str | None = None,
                   progress: ProgressFn | None = None) -> Report:
     """Move the models of ``decisions`` that are marked for removal to the trash, into archives, or delete them."""
-    if how not in HOW:
-        raise ValueError(how)
     chosen = [d for d in decisions if d.remove]
     target = os.path.abspath(archive_dir) if archive_dir else moves.default_archive_dir(root)
     if how == "archive":
         inside = [d for d in chosen if is_within(target, d.path)]
         if inside:
-            raise ValueError(f"the archive folder {target} is inside the model {inside[0].path}")
+            raise UsageError(f"the archive folder {target} is inside the model {inside[0].path}")
     report = Report()
     tracker = _Tracker(len(chosen), sum(d.size_bytes for d in chosen), progress)
     phase = {"trash": "trashing", "archive": "archiving", "delete": "deleting"}[how]

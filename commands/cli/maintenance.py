@@ -13,41 +13,30 @@ from collections.abc import Callable, Sequence
 
 import click
 import orjson
+from mlrepo.commands.cli.output import stdout_console
+from mlrepo.commands import operations
+from mlrepo.commands.operations.paths import is_within
+from mlrepo.commands.operations.plan import (
+    KeepRules,
+    Plan,
+    RestoreItem,
+    parse_age,
+    plan_prune,
+    plan_restore,
+    plan_selection,
+)
+from mlrepo.commands.views.plan import groups_table, plan_table, restore_table
+from mlrepo.errors import FailedError, RefusedError, UsageError
+from mlrepo.repo_index import open_index
+from mlrepo.repo_index.units import human_size
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
-from rich.table import Table
 
-from mlrepo.commands import operations
-from mlrepo.commands.journal import Busy, is_within
-from mlrepo.commands.output import human_size, stdout_console
-from mlrepo.commands.plan import KeepRules, Plan, RestoreItem, parse_age, plan_prune, plan_restore, plan_selection
-from mlrepo.repo_index import Index, IndexError_, open_index
-from mlrepo.repo_index.columns import UsageError
-
-EXIT_FAILED, EXIT_REFUSED = 1, 3
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-class RefusedError(click.ClickException):
-    exit_code = EXIT_REFUSED
-
-
-class Failed(click.ClickException):
-    exit_code = EXIT_FAILED
-
-
-def _load(root: str) -> Index:
-    try:
-        return open_index(root)
-    except IndexError_ as exc:
-        raise UsageError(str(exc)) from None
-
-
 def _recover(root: str) -> None:
-    try:
-        messages = operations.recover_pending(root)
-    except Busy as exc:
-        raise Failed(str(exc)) from None
+    messages = operations.recover_pending(root)
     for line in messages:
         err.print(f"recovered: {line}", markup=False)
 
@@ -89,47 +78,10 @@ def _progress_bar(total_bytes: int, label: str) -> tuple[Progress | None, Callab
 def _run_with_progress(total_bytes: int, label: str, work: Callable[[Callable | None], operations.Report]
                        ) -> operations.Report:
     bar, update = _progress_bar(total_bytes, label)
-    try:
-        if bar is None:
-            return work(None)
-        with bar:
-            return work(update)
-    except Busy as exc:
-        raise Failed(str(exc)) from None
-
-
-# -- rendering --------------------------------------------------------------------------------------------------
-def plan_table(plan: Plan) -> Table:
-    metric = plan.keys[0].column.removeprefix("metrics.") if plan.keys else None
-    title = {"prune": "prune plan", "archive": "archive plan"}.get(plan.kind, plan.kind)
-    table = Table(title=title, header_style="bold", show_edge=False, pad_edge=False, title_justify="left")
-    table.add_column("action")
-    table.add_column("model", overflow="fold")
-    table.add_column("id")
-    table.add_column("size", justify="right")
-    if metric:
-        table.add_column(metric, justify="right")
-    table.add_column("why", overflow="fold")
-    verb = "archive" if plan.kind == "archive" else "remove"
-    for d in sorted(plan.decisions, key=lambda d: (not d.remove, d.group, d.path)):
-        action = f"[red]{verb}[/]" if d.remove else ("[yellow]keep[/]" if d.protected else "[green]keep[/]")
-        cells = [action, d.label or d.path, d.id, human_size(d.size_bytes)]
-        if metric:
-            cells.append("" if d.value is None else f"{d.value:.4g}")
-        cells.append("; ".join(d.reasons))
-        table.add_row(*cells)
-    return table
-
-
-def groups_table(plan: Plan) -> Table:
-    table = Table(title=f"per {plan.per}", header_style="bold", show_edge=False, pad_edge=False,
-                  title_justify="left")
-    for name, justify in (("group", "left"), ("models", "right"), ("keep", "right"), ("remove", "right"),
-                          ("frees", "right")):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for g in plan.groups():
-        table.add_row(g.group, str(g.models), str(g.kept), str(g.removed), human_size(g.bytes_freed))
-    return table
+    if bar is None:
+        return work(None)
+    with bar:
+        return work(update)
 
 
 def _show_plan(plan: Plan, fmt: str, where_to: str) -> None:
@@ -168,7 +120,7 @@ def _report(report: operations.Report, verb: str) -> None:
     freed = f", freed {human_size(report.bytes_freed)}" if report.bytes_freed > 0 else ""
     err.print(f"{verb} {done} of {len(report.outcomes)} models{freed}", markup=False)
     if report.failed:
-        raise Failed(f"{len(report.failed)} model(s) were not {verb}; see above")
+        raise FailedError(f"{len(report.failed)} model(s) were not {verb}; see above")
 
 
 def _execute(root: str, plan: Plan, how: str, archive_dir: str | None, yes: bool) -> None:
@@ -181,12 +133,9 @@ def _execute(root: str, plan: Plan, how: str, archive_dir: str | None, yes: bool
     verb = {"trash": "Remove", "archive": "Archive", "delete": "Delete permanently"}[how]
     _confirm(f"{verb} {n} models, freeing {'up to ' if how == 'archive' else ''}{human_size(plan.bytes_freed)}?",
              yes, {"trash": "removed", "archive": "archived", "delete": "deleted"}[how])
-    try:
-        report = _run_with_progress(plan.bytes_freed, {"trash": "trashing", "archive": "archiving",
-                                                       "delete": "deleting"}[how],
-                                    lambda cb: operations.remove_models(root, plan.decisions, how, archive_dir, cb))
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    report = _run_with_progress(plan.bytes_freed, {"trash": "trashing", "archive": "archiving",
+                                                   "delete": "deleting"}[how],
+                                lambda cb: operations.remove_models(root, plan.decisions, how, archive_dir, cb))
     for line in report.recovered:
         err.print(f"recovered: {line}", markup=False)
     _report(report, {"trash": "trashed", "archive": "archived", "delete": "deleted"}[how])
@@ -235,7 +184,7 @@ def prune(root: str, keep_top: int | None, metrics: tuple[str, ...], modes: tupl
     rules.check()
     if not dry_run:
         _recover(root)
-    idx = _load(root)
+    idx = open_index(root)
     plan = plan_prune(idx, rules)
     _show_plan(plan, fmt, how)
     if dry_run:
@@ -263,7 +212,7 @@ def archive(args: tuple[str, ...], where_expr: str | None, archive_to: str | Non
         raise UsageError("name the models to archive (id, path or repo/line/name), or give --where EXPR")
     if not dry_run:
         _recover(root)
-    idx = _load(root)
+    idx = open_index(root)
     plan = plan_selection(idx, refs, where_expr)
     _show_plan(plan, fmt, "archive")
     if dry_run:
@@ -271,18 +220,8 @@ def archive(args: tuple[str, ...], where_expr: str | None, archive_to: str | Non
     _execute(idx.root, plan, "archive", archive_to, yes)
     refused = [d for d in plan.kept if refs]
     if refused:
-        raise Failed(f"{len(refused)} named model(s) were not archived: " + "; ".join(
+        raise FailedError(f"{len(refused)} named model(s) were not archived: " + "; ".join(
             f"{d.label}: {d.reasons[0]}" for d in refused[:5]))
-
-
-def restore_table(items: Sequence[RestoreItem]) -> Table:
-    table = Table(title="restore plan", header_style="bold", show_edge=False, pad_edge=False, title_justify="left")
-    for name in ("model", "id", "from", "size", "to", "problem"):
-        table.add_column(name, overflow="fold", justify="right" if name == "size" else "left")
-    for item in items:
-        table.add_row(item.label, item.id, f"{item.kind}: {item.source}", human_size(item.size_bytes), item.path,
-                      item.problem or "")
-    return table
 
 
 @click.command()
@@ -298,7 +237,7 @@ def restore(args: tuple[str, ...], everything: bool, dry_run: bool, yes: bool, f
         raise UsageError("name the models to restore (id, path or repo/line/name), or give --all")
     if not dry_run:
         _recover(root)
-    idx = _load(root)
+    idx = open_index(root)
     items = plan_restore(idx, refs, everything)
     if fmt == "json":
         sys.stdout.buffer.write(orjson.dumps([{"id": i.id, "path": i.path, "kind": i.kind, "source": i.source,
@@ -312,7 +251,7 @@ def restore(args: tuple[str, ...], everything: bool, dry_run: bool, yes: bool, f
     if not ready:
         err.print("nothing to restore", markup=False)
         if items:
-            raise Failed(f"{len(items)} model(s) cannot be restored; see the table")
+            raise FailedError(f"{len(items)} model(s) cannot be restored; see the table")
         return
     if not yes and sys.stdin.isatty():  # restoring destroys nothing: without a terminal it just goes ahead
         click.confirm(f"Restore {len(ready)} models ({human_size(sum(i.size_bytes for i in ready))})?",
@@ -323,4 +262,4 @@ def restore(args: tuple[str, ...], everything: bool, dry_run: bool, yes: bool, f
         err.print(f"recovered: {line}", markup=False)
     _report(report, "restored")
     if len(ready) < len(items):
-        raise Failed(f"{len(items) - len(ready)} model(s) could not be restored; see the table")
+        raise FailedError(f"{len(items) - len(ready)} model(s) could not be restored; see the table")

@@ -15,12 +15,13 @@ import os
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from mlrepo.errors import FailedError
 from send2trash import plat_other
 
 INFO_SUFFIX = ".trashinfo"
 
 
-class TrashError(Exception):
+class TrashError(FailedError):
     pass
 
 

@@ -1,0 +1,95 @@
+"""The journal: every step that moves a model is written down (fsynced) *before* it is taken.
+
+Each step's file under ``<state>/journal/`` is updated as it passes the points that decide how to recover, and removed
+only once the step is complete. After a crash or ``kill -9`` the next prune, archive or restore finds the files left
+behind and finishes or rolls back each step (``moves.recover``), so every model ends up whole in exactly one place.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import orjson
+from mlrepo.commands.operations.durable import fsync_dir, now_iso, write_json
+from mlrepo.repo_index.cache import state_dir
+
+JOURNAL = "journal"
+LOG = "log.jsonl"
+
+
+def journal_dir(root: str) -> str:
+    return os.path.join(state_dir(root), JOURNAL)
+
+
+def pending(root: str) -> list[str]:
+    """Journal files of steps that did not finish (oldest first)."""
+    folder = journal_dir(root)
+    try:
+        return sorted(os.path.join(folder, n) for n in os.listdir(folder)
+                      if n.endswith(".json") and not n.startswith("."))
+    except OSError:
+        return []
+
+
+def leftovers(root: str) -> list[str]:
+    """Half-written journal or ledger files (``.tmp-*``) of a run killed while writing one."""
+    from mlrepo.repo_index.archived import ledger_dir
+
+    out = []
+    for folder in (journal_dir(root), ledger_dir(root)):
+        try:
+            out.extend(os.path.join(folder, n) for n in os.listdir(folder) if n.startswith(".tmp-"))
+        except OSError:
+            pass
+    return out
+
+
+def needs_recovery(root: str) -> bool:
+    return bool(pending(root) or leftovers(root))
+
+
+class Step:
+    """One journaled step: ``Step.begin`` writes it before anything happens; ``update`` records progress;
+    ``done`` removes it (and appends one line to ``<root>/.mlrepo/log.jsonl``, a history of what was done)."""
+
+    def __init__(self, root: str, path: str, record: dict) -> None:
+        self.root = root
+        self.path = path
+        self.record = record
+
+    @classmethod
+    def begin(cls, root: str, op: str, **fields: object) -> "Step":
+        folder = journal_dir(root)
+        os.makedirs(folder, exist_ok=True)
+        name = f"{time.time_ns()}-{os.getpid()}-{op}.json"
+        record = {"op": op, "pid": os.getpid(), "started": now_iso(), **fields}
+        step = cls(root, os.path.join(folder, name), record)
+        write_json(step.path, record)
+        return step
+
+    @classmethod
+    def load(cls, root: str, path: str) -> "Step":
+        with open(path, "rb") as fh:
+            return cls(root, path, orjson.loads(fh.read()))
+
+    def get(self, key: str, default: object = None) -> object:
+        return self.record.get(key, default)
+
+    def update(self, **fields: object) -> None:
+        self.record.update(fields)
+        write_json(self.path, self.record)
+
+    def done(self, outcome: str, **extra: object) -> None:
+        log_line = {"time": now_iso(), "op": self.record.get("op"), "outcome": outcome,
+                    "id": self.record.get("id"), "path": self.record.get("path"), **extra}
+        try:
+            with open(os.path.join(state_dir(self.root), LOG), "ab") as fh:
+                fh.write(orjson.dumps(log_line) + b"\n")
+        except OSError:
+            pass
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        fsync_dir(os.path.dirname(self.path))

@@ -1,0 +1,62 @@
+"""Where mlrepo may act: inside the root, never through a symlink, never in its own or the trash's folders."""
+
+from __future__ import annotations
+
+import os
+
+from mlrepo.repo_index.cache import state_dir
+
+
+def real(path: str) -> str:
+    return os.path.realpath(path)
+
+
+def is_within(path: str, folder: str) -> bool:
+    """Whether ``path`` is ``folder`` or inside it, both resolved (symlinks followed, as the kernel would)."""
+    path, folder = real(path), real(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def model_path_problem(path: str, root: str) -> str | None:
+    """Why mlrepo must not move or remove the folder at ``path`` (None when it may)."""
+    if not path:
+        return "no folder"
+    if os.path.islink(path):
+        target = os.readlink(path)
+        where = "outside the root" if not is_within(path, root) else "inside the root"
+        return f"folder is a symlink (to {target}, {where}); links are not followed"
+    if not is_within(path, root):
+        return "outside the root"
+    if real(path) == real(root):
+        return "is the root itself"
+    if any(part == ".Trash" or part.startswith(".Trash-") or part == ".mlrepo"
+           for part in os.path.relpath(real(path), real(root)).split(os.sep)):
+        return "inside a trash or mlrepo folder"
+    if not os.path.lexists(path):
+        return "no folder at its path"
+    if not os.path.isdir(path):
+        return "not a folder"
+    return None
+
+
+def scratch_dir(root: str, near: str, kind: str) -> str:
+    """A folder for tombstones or staging on the same file system as ``near`` (so a rename there is atomic):
+    ``<root>/.mlrepo/<kind>`` when that is on the same device, else ``<top>/.mlrepo/<kind>`` where ``<top>`` is
+    the highest folder of the root on ``near``'s device (the scanner never looks inside ``.mlrepo``)."""
+    while not os.path.isdir(near) and near != os.path.dirname(near):
+        near = os.path.dirname(near)
+    dev = os.stat(near).st_dev
+    base = state_dir(root)
+    os.makedirs(base, exist_ok=True)
+    if os.stat(base).st_dev == dev:
+        folder = os.path.join(base, kind)
+    else:
+        top = near
+        while True:
+            up = os.path.dirname(top)
+            if up == top or not is_within(up, root) or os.stat(up).st_dev != dev:
+                break
+            top = up
+        folder = os.path.join(top, ".mlrepo", kind)
+    os.makedirs(folder, exist_ok=True)
+    return folder
