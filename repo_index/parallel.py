@@ -1,7 +1,7 @@
 """A cold scan shared with worker processes, for the CPU-bound part of indexing a large root.
 
-The scan starts alone. If it is still running after ``BOOT_SECONDS``, worker processes are started (they need
-~0.1 s to boot: ``python -m``, no polars); after ``SERIAL_SECONDS`` (a root of a few thousand models) what is left
+The scan starts alone. Once it has done ``BOOT_WORK`` (folders searched plus models read, ~50 ms on an idle core),
+worker processes are started (they need ~0.1 s to boot: ``python -m``, no polars); after ``SERIAL_WORK`` what is left
 (folders not yet searched, models claimed but not read) becomes a list of tasks that this process and the workers
 take one by one: the next task number comes from a counter in a shared unnamed file (nothing is left behind, even
 after a kill) under a ``lockf`` lock, so a faster process simply takes more. Workers send back plain column lists
@@ -21,7 +21,6 @@ import pickle
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -31,8 +30,8 @@ from mlrepo.repo_index.scanner import Pending, Scanner, ScanResult
 
 log = logging.getLogger("mlrepo.scan")
 
-BOOT_SECONDS = 0.05  # a scan still running now is likely to be worth processes: start them
-SERIAL_SECONDS = 0.15  # ... and share what is left now, when they are about ready
+BOOT_WORK = 600  # a scan with more to do after this much is likely to be worth processes: start them
+SERIAL_WORK = 2000  # ... and share what is left after this much, when they are about ready
 MIN_TASKS = 32  # enough shares for the counter to balance the load between processes
 MAX_TASKS = 1024  # no more folders are searched up front than this
 CHUNK = 64  # models per task when the left-over work is models already claimed
@@ -56,7 +55,7 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def scan(scanner: Scanner, workers: int | None = None, serial_seconds: float = SERIAL_SECONDS
+def scan(scanner: Scanner, workers: int | None = None, serial_work: int = SERIAL_WORK
          ) -> tuple[ScanResult, list[Rows]]:
     """Scan ``scanner``'s root (no previous scan: a cold index), sharing a large scan with ``workers`` processes
     (default: one per usable core beyond this one, at most 3). Returns the result (skeleton, stores, unlistable
@@ -67,8 +66,7 @@ def scan(scanner: Scanner, workers: int | None = None, serial_seconds: float = S
     if workers <= 0 or not sys.executable:  # an embedded interpreter has no python to start
         scanner.run(stack, result)
         return result, [scanned_rows(result)]
-    start = time.perf_counter()
-    scanner.run(stack, result, defer_after=start + min(BOOT_SECONDS, serial_seconds))
+    scanner.run(stack, result, budget=min(BOOT_WORK, serial_work))
     if not stack and not scanner.deferred:
         return result, [scanned_rows(result)]
     try:
@@ -79,7 +77,7 @@ def scan(scanner: Scanner, workers: int | None = None, serial_seconds: float = S
         scanner.run_task(scanner.deferred, result)
         return result, [scanned_rows(result)]
     with crew:
-        scanner.run(stack, result, defer_after=start + serial_seconds)
+        scanner.run(stack, result, budget=max(0, serial_work - BOOT_WORK))
         tasks = _split(scanner, stack, result)
         if not tasks:
             return result, [scanned_rows(result)]

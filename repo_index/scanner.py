@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import os
 import stat as stat_mod
-import time
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -268,19 +267,22 @@ class Scanner:
         """A fresh result for ``run``; a parallel scan (``parallel.py``) drives ``run`` and ``run_task`` itself."""
         self._found: list[Found] = []
         self._deferred: list[tuple[str, str]] = []
-        self._defer_after: float | None = None
+        self._budget: int | None = None
         result = ScanResult(self._found, [], {}, {}, [], [])
         return result
 
-    def run(self, stack: list[Pending], result: ScanResult, defer_after: float | None = None) -> None:
-        """Search the folders on ``stack``, depth first. With ``defer_after`` (a ``perf_counter`` time), stop once
-        it has passed: the folders still on the stack are left there, and claimed models are kept in ``deferred``
-        instead of being read, for other processes to share."""
+    def run(self, stack: list[Pending], result: ScanResult, budget: int | None = None) -> None:
+        """Search the folders on ``stack``, depth first. With ``budget`` (units of work: a folder searched or a
+        model read), stop once it is spent: the folders still on the stack are left there, and claimed models are
+        kept in ``deferred`` instead of being read, for other processes to share. Work, not time, decides, so a
+        busy machine makes the same choices as an idle one."""
         self._stack = stack
-        self._defer_after = defer_after
+        self._budget = budget
         while stack:
-            if defer_after is not None and time.perf_counter() > defer_after:
-                return
+            if self._budget is not None:
+                if self._budget <= 0:
+                    return
+                self._budget -= 1
             self.step(stack.pop(), result)
 
     def step(self, item: Pending, result: ScanResult) -> None:
@@ -332,9 +334,11 @@ class Scanner:
     def _queue(self, reader: Reader, place: Place, entries: list[os.DirEntry] | None = None) -> None:
         """Read and size a claimed folder here, or defer it (see ``run``). Threads only fought the walk for the
         GIL (measured); processes pay off only for shares of a large scan, hence the deferral."""
-        if self._defer_after is not None and time.perf_counter() > self._defer_after:
-            self._deferred.append((place.rel, reader.format))
-            return
+        if self._budget is not None:
+            if self._budget <= 0:
+                self._deferred.append((place.rel, reader.format))
+                return
+            self._budget -= 1
         self._found.append(scan_model(reader, place, entries))
 
     def _visit_unchanged(self, rel: str, result: ScanResult, stack: list[Pending]) -> None:

@@ -49,7 +49,7 @@ def serial(root: Path):
 
 def test_shared_scan_equals_serial(mixed: Path):
     expected_result, expected = serial(mixed)
-    result, rows = parallel.scan(Scanner(str(mixed)), workers=1, serial_seconds=0)
+    result, rows = parallel.scan(Scanner(str(mixed)), workers=1, serial_work=0)
     assert_frame_equal(frame(rows), expected)
     assert result.skeleton == expected_result.skeleton
     assert result.stores == expected_result.stores
@@ -63,7 +63,7 @@ def test_worker_process_reads_its_tasks(mixed: Path, monkeypatch: pytest.MonkeyP
     scanner = Scanner(str(mixed))
     result = scanner.start()
     stack = [("", None, True)]
-    scanner.run(stack, result, defer_after=0.0)  # the clock has passed: everything is left as tasks
+    scanner.run(stack, result, budget=0)  # no work allowed here: everything is left as tasks
     tasks = parallel._split(scanner, stack, result)
     assert len(tasks) >= 10 and not result.found
     with tempfile.TemporaryFile() as shared:
@@ -110,7 +110,7 @@ def test_failed_worker_share_is_done_again(mixed: Path, tmp_path: Path, monkeypa
         run_task(self, task, result)
 
     monkeypatch.setattr(Scanner, "run_task", slow_first)
-    result, rows = parallel.scan(Scanner(str(mixed)), workers=1, serial_seconds=0)
+    result, rows = parallel.scan(Scanner(str(mixed)), workers=1, serial_work=0)
     assert "a scan worker failed (exit -9)" in caplog.text
     assert len(rows) == 2  # what this process read at first, then the dead worker's tasks read again
     assert_frame_equal(frame(rows), expected)
@@ -133,6 +133,6 @@ def test_no_process_to_be_had_scans_alone(mixed: Path, monkeypatch: pytest.Monke
 
     _result, expected = serial(mixed)
     monkeypatch.setattr(subprocess, "Popen", no_fork)
-    _got, rows = parallel.scan(Scanner(str(mixed)), workers=1, serial_seconds=0)
+    _got, rows = parallel.scan(Scanner(str(mixed)), workers=1, serial_work=0)
     assert "no scan workers" in caplog.text
     assert_frame_equal(frame(rows), expected)
