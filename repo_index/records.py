@@ -35,7 +35,6 @@ class ModelRecord:
     errors: list[str] = field(default_factory=list)
     params: dict[str, object] = field(default_factory=dict)
     metrics: list[Metric] = field(default_factory=list)
-    description: str | None = None
     # Relative paths of the files whose change means the metadata changed (cache revalidation, live updates).
     meta_files: list[str] = field(default_factory=list)
     is_best: bool | None = None  # the source itself recorded this model as the best (HF Trainer)

@@ -131,9 +131,6 @@ def _fill(rec: ModelRecord, block: dict, meta: str) -> None:
         rec.tags = sorted({str(t) for t in tags})
     elif isinstance(tags, str):
         rec.tags = [tags]
-    description = block.get("description")
-    if isinstance(description, str):
-        rec.description = description
 
 
 def _opt_str(value: object) -> str | None:

@@ -29,7 +29,6 @@ _FLOAT = re.compile(r"^[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?
 _KEY_DIRS = ("params", "metrics", "tags")
 TRASH = ".trash"
 POLARS_BYTES = 32 * 1024  # metric files at least this long are parsed by polars
-NOTE_TAG = "mlflow.note.content"
 RUN_NAME_TAG = "mlflow.runName"
 
 
@@ -251,9 +250,6 @@ class MlflowFileReader:
             except MetaError as exc:
                 rec.add_error(f"tag {exc}")
         rec.tags = tag_list(tags)
-        note = tags.get(NOTE_TAG)
-        if note:
-            rec.description = note
 
         for rel in files.get("metrics", []):
             key = rel[len("metrics/"):]

@@ -16,7 +16,6 @@ from urllib.parse import unquote, urlparse
 
 from mlrepo.errors import ReadError
 from mlrepo.repo_index.readers.mlflow_file import (
-    NOTE_TAG,
     RUN_NAME_TAG,
     make_metric,
     ms_to_datetime,
@@ -191,7 +190,6 @@ class MlflowSqliteReader:
         rec.name = str(name or run_tags.get(RUN_NAME_TAG) or run_id)
         rec.status = run_status(status, stage, deleted=str(exp_stage).lower() == "deleted")
         rec.tags = tag_list(run_tags)
-        rec.description = run_tags.get(NOTE_TAG) or None
         rec.params = params
         last_ts = 0
         for key in sorted(points):
