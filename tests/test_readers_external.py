@@ -138,7 +138,6 @@ def test_mlflow_file_run_details():
     assert rec.updated_at == datetime.fromtimestamp(meta["end_time"] / 1000, tz=timezone.utc)
 
     lr_small = MlflowFileReader().read(place_of(find_run(mlruns, "lr-small")))
-    assert lr_small.description == "file run lr-small"  # mlflow.note.content
     assert lr_small.tags == ["stage=dev", "team=vision"]  # no mlflow.user / mlflow.runName
 
 
@@ -175,7 +174,6 @@ def test_mlflow_sqlite_histories_and_read_only():
     messy = {m.name: m for m in records["messy-steps"].metrics}
     assert messy["loss"].history == [(0, 0.9), (1, 0.5), (2, 0.2)]
     assert messy["acc"].value == 0.75
-    assert records["lr-large"].description == "sqlite run lr-large"
 
 
 def test_mlflow_sqlite_without_latest_metrics(tmp_path):
