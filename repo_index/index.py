@@ -129,17 +129,17 @@ def open_index(root: str | os.PathLike[str] = ".", *, rebuild: bool = False, use
     if previous_frame is not None and fresh.is_empty() and len(reused) == previous_frame.height:
         raw, info = previous_frame, previous_info  # nothing changed: the cached table is the index
     else:
-        parts = [fresh]
+        frames = [fresh]
         if previous_frame is not None and reused:
-            parts.insert(0, previous_frame.filter(pl.col("_rel").is_in(list(reused))))
-        raw = pl.concat(parts, how="diagonal_relaxed") if len(parts) > 1 else fresh
+            frames.insert(0, previous_frame.filter(pl.col("_rel").is_in(list(reused))))
+        raw = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else fresh
         raw = _drop_empty(raw.unique("_rel", keep="last", maintain_order=True).sort("path"))
         info = {k: v for k, v in merge_info([previous_info, fresh_info]).items() if k in raw.columns}
 
     stats = ScanStats(read=n_read, reused=len(reused),
                       skipped=result.skipped, skeleton=result.skeleton, stores=result.stores)
-    changed = (previous_frame is None or stats.read > 0 or raw.height != previous_frame.height
-               or result.skeleton != previous.skeleton)
+    changed = (previous is None or previous_frame is None or stats.read > 0
+               or raw.height != previous_frame.height or result.skeleton != previous.skeleton)
     if use_cache and changed:
         stats.cache_written = cache.save(raw, result.skeleton, result.stores, info)
     stats.seconds = time.perf_counter() - start

@@ -45,10 +45,10 @@ def _column(values: list[object]) -> pl.Series | list[object]:
     return pl.Series([None if v is None else str(v) for v in values], dtype=pl.String)
 
 
-def _list_column(name: str, values: list[list[str]]) -> pl.Series:
+def _list_column(name: str, values: list[object]) -> pl.Series:
     """A list-of-strings column, split in polars from joined text: building it from Python lists makes a Series
     per row (seconds at 100k), and going through arrow makes polars load pandas (200 ms)."""
-    joined = [SEP.join(items) if items else None for items in values]
+    joined = [SEP.join(items) if isinstance(items, list) and items else None for items in values]
     return (pl.Series(name, joined, dtype=pl.String).str.split(SEP)
             .fill_null(pl.lit([], dtype=pl.List(pl.String))).alias(name))
 

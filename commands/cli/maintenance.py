@@ -84,7 +84,7 @@ def _run_with_progress(total_bytes: int, label: str, work: Callable[[Callable | 
         return work(update)
 
 
-def _show_plan(plan: Plan, fmt: str, where_to: str) -> None:
+def _show_plan(plan: Plan, fmt: str, where_to: operations.How) -> None:
     if fmt == "json":
         sys.stdout.buffer.write(orjson.dumps(plan.to_dict(), default=str) + b"\n")
         sys.stdout.flush()
@@ -103,7 +103,7 @@ def _show_plan(plan: Plan, fmt: str, where_to: str) -> None:
                   f" ({_destination(where_to)})", markup=False)
 
 
-def _destination(how: str) -> str:
+def _destination(how: operations.How) -> str:
     return {"trash": "to the trash; `mlrepo restore` brings them back",
             "archive": "into compressed archives; `mlrepo restore` brings them back",
             "delete": "deleted permanently"}[how]
@@ -123,7 +123,7 @@ def _report(report: operations.Report, verb: str) -> None:
         raise FailedError(f"{len(report.failed)} model(s) were not {verb}; see above")
 
 
-def _execute(root: str, plan: Plan, how: str, archive_dir: str | None, yes: bool) -> None:
+def _execute(root: str, plan: Plan, how: operations.How, archive_dir: str | None, yes: bool) -> None:
     n = len(plan.removed)
     if not n:
         err.print("nothing to do", markup=False)
@@ -177,7 +177,7 @@ def prune(root: str, keep_top: int | None, metrics: tuple[str, ...], modes: tupl
     """
     if archive_to is not None and delete:
         raise UsageError("--archive and --delete exclude each other")
-    how = "delete" if delete else "archive" if archive_to is not None else "trash"
+    how: operations.How = "delete" if delete else "archive" if archive_to is not None else "trash"
     rules = KeepRules(keep_top=keep_top, metrics=tuple(m for ms in metrics for m in ms.split(",") if m.strip()),
                       modes=modes, per=per, keep_last=keep_last, keep_tags=keep_tags,
                       older_than=parse_age(older_than) if older_than else None, where=where_expr)

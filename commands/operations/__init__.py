@@ -5,7 +5,15 @@ The CLI (``commands.cli``) and the TUI (``tui``) are thin shells over these name
 rich or textual (import-linter contracts in ``pyproject.toml``). Progress goes to a callback, never to a screen.
 """
 
-from mlrepo.commands.operations.execute import Outcome, Progress, Report, recover_pending, remove_models, restore_models
+from mlrepo.commands.operations.execute import (
+    How,
+    Outcome,
+    Progress,
+    Report,
+    recover_pending,
+    remove_models,
+    restore_models,
+)
 from mlrepo.commands.operations.plan import (
     Decision,
     KeepRules,
@@ -17,5 +25,5 @@ from mlrepo.commands.operations.plan import (
     plan_selection,
 )
 
-__all__ = ["Decision", "KeepRules", "Outcome", "Plan", "Progress", "Report", "RestoreItem", "parse_age", "plan_prune",
+__all__ = ["Decision", "How", "KeepRules", "Outcome", "Plan", "Progress", "Report", "RestoreItem", "parse_age", "plan_prune",
            "plan_restore", "plan_selection", "recover_pending", "remove_models", "restore_models"]
