@@ -18,7 +18,8 @@ from datetime import datetime, timezone
 
 from mlrepo.repo_index.readers import Place
 from mlrepo.repo_index.readers.history import thin
-from mlrepo.repo_index.readers.parsing import MetaError, load_file, load_text, read_bytes
+from mlrepo.repo_index.readers.mlflow_meta import load_meta
+from mlrepo.repo_index.readers.parsing import MetaError, load_text, read_bytes
 from mlrepo.repo_index.records import Metric, ModelRecord
 
 #: The file store writes ``RunStatus`` as an int; the SQLite store as its name.
@@ -198,7 +199,7 @@ class MlflowFileReader:
             return known[1], known[2], known[3]
         name = lifecycle = error = None
         try:
-            data = load_file(meta)
+            data = load_meta(meta)
             if isinstance(data, dict):
                 name = None if data.get("name") is None else str(data["name"])
                 lifecycle = None if data.get("lifecycle_stage") is None else str(data["lifecycle_stage"])
@@ -223,7 +224,7 @@ class MlflowFileReader:
         meta: dict = {}
         if "meta.yaml" in place.names:
             try:
-                data = load_file(os.path.join(path, "meta.yaml"))
+                data = load_meta(os.path.join(path, "meta.yaml"))
                 if isinstance(data, dict):
                     meta = data
                 else:
