@@ -597,7 +597,11 @@ def main(argv: list[str]) -> int:
         log(f"  {v['status']:<24} {v['target']}")
     log(f"\nwrote {os.path.relpath(json_path, PROJECT)} and {os.path.relpath(md_path, PROJECT)} "
         f"({results['total_seconds']:.0f} s)")
-    return 0
+    if args.quick:
+        return 0
+    import regression  # benchmarks/ is on sys.path: this script's folder
+
+    return regression.main([json_path])
 
 
 if __name__ == "__main__":
