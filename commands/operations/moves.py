@@ -8,7 +8,7 @@ finishes or rolls back:
   entry -> journal "archived" (with the archive's sha256) -> folder renamed to a tombstone under ``.mlrepo`` (atomic)
   -> tombstone deleted. Before "archived", recovery deletes the archive and keeps the folder; after, it checks the
   archive's sha256 and finishes (or, if the archive is damaged, renames the tombstone back).
-- trash: journal (with the trash entry's predicted name) -> send2trash's rename -> ledger entry. Recovery looks at
+- trash: journal (with the trash entry's predicted name) -> one rename into the trash -> ledger entry. Recovery looks at
   which of the folder and the trash entry exists.
 - delete: journal -> rename to a tombstone -> tombstone deleted. Recovery deletes a leftover tombstone.
 - restore from an archive: journal -> extract into a staging folder on the target's file system (files fsynced,
