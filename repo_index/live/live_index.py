@@ -41,7 +41,7 @@ from mlrepo.repo_index.live.modelmap import ModelMap
 from mlrepo.repo_index.live.reconcile import Reconciler
 from mlrepo.repo_index.live.relpaths import is_dir
 from mlrepo.repo_index.live.routing import Change, Router
-from mlrepo.repo_index.live.watchers import WATCH_CHECK_SECONDS, Watcher
+from mlrepo.repo_index.live.watchers import Watcher
 from mlrepo.repo_index.readers import Reader, StoreReader, default_readers, default_store_readers
 
 log = logging.getLogger("mlrepo.live")
@@ -296,7 +296,7 @@ class LiveIndex:
             if behind_since is not None and (not busy or now - behind_since > 5 * self.save_interval):
                 self._save()
                 behind_since = None
-            if self.mode == "inotify" and time.monotonic() - last_check > WATCH_CHECK_SECONDS:
+            if self.mode == "inotify" and time.monotonic() - last_check > self._watcher.check_every:
                 last_check = time.monotonic()
                 self._watcher.check()
 

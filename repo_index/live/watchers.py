@@ -144,6 +144,7 @@ class Watcher:
         self.root, self.kind, self.known, self.poll_interval = root, kind, known, poll_interval
         self.on_path, self.request_resync, self.warn = on_path, request_resync, warn
         self.mode: str | None = None
+        self.check_every = WATCH_CHECK_SECONDS
         self._observer: BaseObserver | None = None
         self._overflow = _OverflowWatch(request_resync)
 
