@@ -41,7 +41,7 @@ from mlrepo.repo_index.live.modelmap import ModelMap
 from mlrepo.repo_index.live.reconcile import Reconciler
 from mlrepo.repo_index.live.relpaths import is_dir
 from mlrepo.repo_index.live.routing import Change, Router
-from mlrepo.repo_index.live.watchers import Watcher
+from mlrepo.repo_index.live.watchers import Mode, ObserverKind, Watcher
 from mlrepo.repo_index.readers import Reader, StoreReader, default_readers, default_store_readers
 
 log = logging.getLogger("mlrepo.live")
@@ -57,9 +57,9 @@ class LiveIndex:
         self,
         root: str | os.PathLike[str],
         *,
-        on_change: Callable[[ChangeBatch], None] | None = None,
+        on_change: Callable[[ChangeBatch], object] | None = None,  # what it returns is ignored
         on_warning: Callable[[str], None] | None = None,
-        observer: str = "auto",  # "auto" (inotify, polling where it cannot follow), "polling", "native", "off"
+        observer: ObserverKind = "auto",
         debounce: float = 0.2,
         max_delay: float = 1.0,
         settle: float = 2.0,
@@ -107,7 +107,7 @@ class LiveIndex:
         return self._known.index
 
     @property
-    def mode(self) -> str | None:
+    def mode(self) -> Mode | None:
         """What watches: "inotify" (or the platform's native observer), "polling", "off"; None before ``start``."""
         return self._watcher.mode
 

@@ -11,6 +11,7 @@ import logging
 import os
 import stat
 from collections.abc import Callable
+from typing import Literal
 
 from mlrepo.repo_index.live.modelmap import ModelMap
 from mlrepo.repo_index.live.routing import Change
@@ -48,6 +49,8 @@ POLL_FOLDERS_PER_SECOND = 8000
 WATCH_CHECK_SECONDS = 5.0
 
 OnPath = Callable[[str, bool, Change], None]
+ObserverKind = Literal["auto", "polling", "native", "off"]  # "auto": inotify, polling where it cannot follow
+Mode = Literal["inotify", "native", "polling", "off"]  # "native": the platform's observer where it is not inotify
 
 
 def filesystem_type(path: str) -> str | None:
@@ -138,14 +141,13 @@ class _Handler(FileSystemEventHandler):
 
 
 class Watcher:
-    """Chooses, starts, checks and stops the observer. ``kind``: "auto" (inotify, polling where it cannot follow),
-    "polling", "native" or "off"; ``mode`` says what runs: "inotify" (or "native" elsewhere), "polling", "off"."""
+    """Chooses, starts, checks and stops the observer of ``kind``; ``mode`` says which one runs."""
 
-    def __init__(self, root: str, kind: str, known: ModelMap, poll_interval: float, on_path: OnPath,
+    def __init__(self, root: str, kind: ObserverKind, known: ModelMap, poll_interval: float, on_path: OnPath,
                  request_resync: Callable[[str], None], warn: Callable[[str], None]) -> None:
         self.root, self.kind, self.known, self.poll_interval = root, kind, known, poll_interval
         self.on_path, self.request_resync, self.warn = on_path, request_resync, warn
-        self.mode: str | None = None
+        self.mode: Mode | None = None
         self.check_every = WATCH_CHECK_SECONDS
         self._checked_dirs = 0  # the folder count when the watches were last counted
         self._observer: BaseObserver | None = None
