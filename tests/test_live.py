@@ -19,6 +19,7 @@ import pytest
 from conftest import CASCADE_018, FIXTURES
 from mlrepo.repo_index import scanner as scanner_mod
 from mlrepo.repo_index.live import POLL_FOLDERS_PER_SECOND, ChangeBatch, LiveIndex
+from mlrepo.repo_index.live.watchers import inotify_watched_inodes
 from mlrepo.repo_index.rows import model_id
 
 TEMPLATE = json.loads((CASCADE_018 / "tabular" / "rf_baseline" / "00001" / "meta.json").read_text())
@@ -406,3 +407,98 @@ def test_polling_a_large_tree_slows_down_with_its_size(tmp_path):
     assert live._poll_every() == 1.0
     live._n_dirs = 200_000
     assert live._poll_every() == 200_000 / POLL_FOLDERS_PER_SECOND == 25.0
+
+
+def folder_inodes(root: Path) -> dict[str, int]:
+    """Every real folder under ``root`` (and ``root``), by path: what inotify has to watch."""
+    out = {str(root): root.stat().st_ino}
+    for dirpath, dirnames, _ in os.walk(root):
+        for name in dirnames:
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path):
+                out[path] = os.lstat(path).st_ino
+    return out
+
+
+def test_the_watches_counted_are_the_folders_of_a_real_tree(live_root):
+    """The kernel's own listing of this process's inotify watches names every folder of the tree, a folder made
+    after the start too: what tells a silently skipped folder (watch limit reached) from a watched one."""
+    root, live, rec = live_root()
+    assert live.mode == "inotify"
+    watched = inotify_watched_inodes()
+    assert watched is not None
+    missing = [path for path, ino in folder_inodes(root).items() if ino not in watched]
+    assert missing == []
+    new = root / "vision" / "new_line" / "deep"
+    new.mkdir(parents=True)
+    rec.wait(lambda: new.stat().st_ino in (inotify_watched_inodes() or set()))
+    live.stop()
+    assert new.stat().st_ino not in (inotify_watched_inodes() or set())  # the watches go with the observer
+
+
+# A child process in a user namespace of its own, whose inotify watch limit it lowers (no root needed): the limit of
+# the namespace is checked on every inotify_add_watch, while /proc/sys/fs/inotify/max_user_watches still shows the
+# machine's, so the live index starts on inotify and has to notice the folders that watchdog skipped.
+LOW_LIMIT_CHILD = """
+import json, os, shutil, sys, threading, time
+root, extra, later = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+import mlrepo
+from mlrepo.repo_index.live import LiveIndex, watchers
+mlrepo.open_index(root)  # the cache folder exists before the folders are counted
+folders = 1 + sum(len(dirs) for _, dirs, _ in os.walk(root))
+with open("/proc/sys/user/max_inotify_watches", "w") as fh:
+    fh.write(str(folders + extra))
+watchers.WATCH_CHECK_SECONDS = 0.2
+said, added = [], threading.Event()
+live = LiveIndex(root, on_warning=said.append, on_change=lambda b: any(e.event == "added" for e in b.events)
+                 and added.set(), poll_interval=0.2, save_interval=0.2)
+live.start()
+mode = live.mode
+if later == "copy":  # more folders than the limit leaves room for, made while inotify runs
+    shutil.copytree(os.path.join(root, "tabular"), os.path.join(root, "tabular_copy"))
+    deadline = time.monotonic() + 20
+    while live.mode != "polling" and time.monotonic() < deadline:
+        time.sleep(0.05)
+else:  # a model saved while polling
+    os.makedirs(os.path.join(root, "tabular", "rf_baseline", "00009"))
+    shutil.copy(os.path.join(root, "tabular", "rf_baseline", "00001", "meta.json"),
+                os.path.join(root, "tabular", "rf_baseline", "00009", "meta.json"))
+seen = added.wait(20)
+live.stop()
+print(json.dumps({"start": mode, "end": live.mode, "said": said, "added": seen}))
+"""
+
+
+def in_low_watch_limit(root: Path, extra: int, later: str) -> dict:
+    probe = subprocess.run(["unshare", "--user", "--map-root-user", "sh", "-c",
+                            "echo 100 > /proc/sys/user/max_inotify_watches"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"no user namespace with its own inotify limit here: {probe.stderr.decode().strip()}")
+    run = subprocess.run(["unshare", "--user", "--map-root-user", sys.executable, "-c", LOW_LIMIT_CHILD,
+                          str(root), str(extra), later], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout.splitlines()[-1])
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs util-linux unshare")
+def test_a_real_watch_limit_below_the_tree_falls_back_to_polling(copy_fixture):
+    """The kernel refuses watches past the limit and watchdog skips those folders without a word: the live index
+    counts the watches it got, warns, polls instead, and still sees a new model."""
+    root = copy_fixture(CASCADE_018)
+    out = in_low_watch_limit(root, -25, "save")
+    assert out["start"] == out["end"] == "polling"
+    (warning,) = out["said"]
+    assert "inotify could not watch" in warning and "max_user_watches" in warning and "polling every" in warning
+    assert out["added"]
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs util-linux unshare")
+def test_new_folders_past_a_real_watch_limit_switch_to_polling(copy_fixture):
+    """Room for every folder at the start, not for a copied repo: the count made while inotify runs sees the
+    folders left unwatched, warns, and switches to polling, which finds the copied models."""
+    root = copy_fixture(CASCADE_018)
+    out = in_low_watch_limit(root, 2, "copy")
+    assert (out["start"], out["end"]) == ("inotify", "polling")
+    (warning,) = out["said"]
+    assert "inotify stopped following new folders" in warning and "polling every" in warning
+    assert out["added"]
