@@ -1,32 +1,12 @@
+"""Fixtures shared by the tests; the helpers they use (paths, running the CLI, tree snapshots) are in treeutil."""
+
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-FIXTURES = Path(__file__).parent / "fixtures"
-CASCADE_018 = FIXTURES / "cascade" / "cascade-0.18"
-CASCADE_012 = FIXTURES / "cascade" / "cascade-0.12"
-CASCADE_07 = FIXTURES / "cascade" / "cascade-0.7"
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-def run_cli(*args: str, cwd: str | os.PathLike | None = None, stdin: str | None = None) -> Result:
-    """The installed entry point in a real subprocess: exit codes and streams as a user sees them."""
-    proc = subprocess.run([sys.executable, "-m", "mlrepo", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, input=stdin, timeout=120)
-    return Result(proc.returncode, proc.stdout, proc.stderr)
+from treeutil import CASCADE_018, age, mlrepo, trash_env
 
 
 @pytest.fixture
@@ -43,14 +23,13 @@ def copy_fixture(tmp_path: Path):
 
 @pytest.fixture
 def cli():
-    return run_cli
+    """The installed ``mlrepo`` in a subprocess: ``cli("ls", root, cwd=...)`` -> Result(code, out, err)."""
+    return mlrepo
 
 
 @pytest.fixture
 def ws(copy_fixture):
     """The real Cascade 0.18 workspace, its files months old: prune's recent-change rule keeps nothing of it."""
-    from treeutil import age
-
     root = copy_fixture(CASCADE_018, "repo")
     age(root)
     return root
@@ -59,6 +38,4 @@ def ws(copy_fixture):
 @pytest.fixture
 def env(tmp_path):
     """An environment whose freedesktop trash is in tmp, for commands run as subprocesses."""
-    from treeutil import trash_env
-
     return trash_env(tmp_path / "user")

@@ -9,8 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from conftest import FIXTURES
-from treeutil import age, archive_snapshot, mlrepo, snapshot
+from treeutil import FIXTURES, age, archive_snapshot, mlrepo, snapshot
 
 
 def _odd_files(model: Path) -> None:

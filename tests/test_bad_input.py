@@ -8,7 +8,7 @@ import os
 import mlrepo
 import polars as pl
 import pytest
-from conftest import CASCADE_018
+from treeutil import CASCADE_018
 
 GOOD = [{"type": "model", "metrics": [{"name": "f1", "value": 0.5}], "params": {"lr": 0.1}}]
 

@@ -8,7 +8,7 @@ import shutil
 import time
 
 import mlrepo
-from conftest import CASCADE_018
+from treeutil import CASCADE_018
 
 
 def _touch_meta(path, data):

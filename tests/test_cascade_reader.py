@@ -7,7 +7,7 @@ import math
 import mlrepo
 import polars as pl
 import pytest
-from conftest import CASCADE_012, CASCADE_018, CASCADE_07
+from treeutil import CASCADE_012, CASCADE_018, CASCADE_07
 
 # Every model of the 0.18 workspace: params as written (flattened) and every metric value, by column.
 RF = {"model": "rf", "max_depth": 4, "optimizer.name": "sgd"}

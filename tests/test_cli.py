@@ -9,7 +9,7 @@ import sqlite3
 
 import polars as pl
 import pytest
-from conftest import CASCADE_012, CASCADE_018, FIXTURES
+from treeutil import CASCADE_012, CASCADE_018, FIXTURES
 
 
 @pytest.fixture

@@ -26,8 +26,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import CASCADE_018
-from treeutil import age, archive_snapshot, snapshot, trash_env
+from treeutil import CASCADE_018, age, archive_snapshot, snapshot, trash_env
 
 TWO = ["tabular/rf_baseline/00000", "tabular/rf_baseline/00003"]  # what the prune rules below remove
 ALL_RF = [f"tabular/rf_baseline/0000{i}" for i in range(4)]

@@ -16,11 +16,11 @@ from pathlib import Path
 import mlrepo
 import orjson
 import pytest
-from conftest import CASCADE_018, FIXTURES
 from mlrepo.repo_index import scanner as scanner_mod
 from mlrepo.repo_index.live import POLL_FOLDERS_PER_SECOND, ChangeBatch, LiveIndex
 from mlrepo.repo_index.live.watchers import inotify_watched_inodes
 from mlrepo.repo_index.rows import model_id
+from treeutil import CASCADE_018, FIXTURES
 
 TEMPLATE = json.loads((CASCADE_018 / "tabular" / "rf_baseline" / "00001" / "meta.json").read_text())
 

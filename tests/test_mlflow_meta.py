@@ -4,7 +4,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from mlrepo.repo_index.readers.mlflow_meta import load_meta, parse_flat
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -15,8 +15,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from conftest import CASCADE_018, FIXTURES
-from treeutil import age, mlrepo, snapshot
+from treeutil import CASCADE_018, FIXTURES, age, mlrepo, snapshot
 
 MLFLOW_FILE = FIXTURES / "mlflow_file"
 MLFLOW_SQLITE = FIXTURES / "mlflow_sqlite"

@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import CASCADE_018
+from treeutil import CASCADE_018
 
 pytestmark = [pytest.mark.tmux, pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")]
 MLREPO = Path(sys.executable).parent / "mlrepo"

@@ -7,13 +7,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import CASCADE_018, FIXTURES
 from mlrepo.tui.app import MlrepoApp
 from mlrepo.tui.compare import CompareScreen
 from mlrepo.tui.curves import CurvesScreen
 from mlrepo.tui.disk import DiskScreen
 from mlrepo.tui.history import HistoryScreen
 from rich.console import Console
+from treeutil import CASCADE_018, FIXTURES
 
 SNAPSHOT_BASE = Path("/tmp/mlrepo-snapshot")  # fixed, one per screen: paths show on screen; tests run in parallel
 

@@ -1,15 +1,24 @@
-"""Helpers for the prune/archive/restore tests: what a tree looks like (every file's hash, mode, mtime), ageing a
-copied fixture, a clean trash per test, and reading an archive independently of mlrepo's own reader."""
+"""Helpers for the tests: where the fixtures are, running the installed ``mlrepo`` as a user does, what a tree looks
+like (every file's hash, mode, mtime), ageing a copied fixture, a clean trash per test, and reading an archive
+independently of mlrepo's own reader. Fixtures that use them live in ``conftest.py``."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import stat
+import subprocess
+import sys
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import zstandard
+
+FIXTURES = Path(__file__).parent / "fixtures"
+CASCADE_018 = FIXTURES / "cascade" / "cascade-0.18"
+CASCADE_012 = FIXTURES / "cascade" / "cascade-0.12"
+CASCADE_07 = FIXTURES / "cascade" / "cascade-0.7"
 
 OLD = 1_700_000_000  # 2023-11-14: older than any "changed in the last minutes" window
 
@@ -96,13 +105,17 @@ def trash_env(base: Path) -> dict[str, str]:
     return {**os.environ, "HOME": str(home), "XDG_DATA_HOME": str(data)}
 
 
-def mlrepo(*args: object, env: dict[str, str] | None = None, stdin: str | None = "", timeout: float = 120):
-    """``python -m mlrepo ARGS`` in a real subprocess (stdin a pipe, so never a terminal)."""
-    import subprocess
-    import sys
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
 
-    from conftest import Result
 
+def mlrepo(*args: object, env: dict[str, str] | None = None, stdin: str | None = "", timeout: float = 120,
+           cwd: str | os.PathLike | None = None) -> Result:
+    """``python -m mlrepo ARGS`` (the installed entry point) in a real subprocess: exit codes and streams as a user
+    sees them; stdin is a pipe, so never a terminal."""
     proc = subprocess.run([sys.executable, "-m", "mlrepo", *map(str, args)], capture_output=True, text=True,
-                          input=stdin, env=env, timeout=timeout)
+                          input=stdin, env=env, timeout=timeout, cwd=cwd)
     return Result(proc.returncode, proc.stdout, proc.stderr)
