@@ -113,7 +113,7 @@ def _freeing(plan: Plan, how: str) -> str:
         return f"freeing about {freed}" + (f" (archives ~{human_size(plan.archive_bytes)})"
                                            if plan.archive_bytes else "")
     if how == "trash":
-        return f"moving {freed} to the trash (freed when it is emptied)"
+        return f"freeing {freed} once the trash is emptied"
     return f"freeing {freed}"
 
 

@@ -316,11 +316,9 @@ def plan_prune(index: Index, rules: KeepRules, now: datetime | None = None, arch
     if keys and rules.keep_top is not None:
         rankable, left_out = _rankable(live, rules)
         if left_out:
-            plan.notes.append(f"--keep-top ranks finished models only: {'/'.join(left_out)} ones take no slot "
-                              "(running and scheduled ones are kept all the same"
-                              + ("" if rules.include_failed else "; --include-failed ranks failed/killed ones")
-                              + ("" if rules.include_unfinished else "; --include-unfinished ranks running ones")
-                              + ")")
+            plan.notes.append(f"--keep-top ranks finished models only: {'/'.join(left_out)} runs take no slot "
+                              "(running/scheduled ones are kept all the same; --include-unfinished and "
+                              "--include-failed rank them)")
         ranked = rank(rankable, keys, rules.per)
         for rid, r, value in zip(ranked["id"], ranked["rank"], ranked[keys[0].column], strict=True):
             values[rid] = value
@@ -366,7 +364,6 @@ def plan_prune(index: Index, rules: KeepRules, now: datetime | None = None, arch
             why = protection(row, guards)
             if why:
                 d.reasons.append(why)
-                d.protected = True
         plan.decisions.append(d)
     _finish(plan, index, rows, guards, archive_dir)
     plan.decisions.sort(key=lambda d: (d.group, d.path))
