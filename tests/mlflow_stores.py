@@ -79,5 +79,6 @@ def active_runs(uri: str) -> dict[str, str]:
 
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name("churn")
+    assert exp is not None
     runs = client.search_runs([exp.experiment_id], run_view_type=ViewType.ALL)
     return {r.info.run_name: r.info.lifecycle_stage for r in runs}

@@ -119,7 +119,8 @@ def protection(row: dict, guards: Guards, fp: Footprint | None = None) -> str | 
 
 def future_note(row: dict, guards: Guards, fp: Footprint | None) -> str | None:
     """A time in the future is not "recent": it is said, never taken as a reason to keep."""
-    times = [t for t in (as_utc(row.get("updated_at")),) if guards.future(t)]
+    updated = as_utc(row.get("updated_at"))
+    times = [updated] if updated is not None and guards.future(updated) else []
     if fp is not None and fp.future_ns:
         times.append(datetime.fromtimestamp(fp.future_ns / 1e9, timezone.utc))
     return f"dated in the future ({when_text(max(times))}; not taken as recent)" if times else None

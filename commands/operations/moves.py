@@ -448,7 +448,7 @@ def _update_stage(db: str, run_id: str, stage: str, when: int, guarded: bool = F
         columns = {row[1] for row in con.execute('PRAGMA table_info("runs")')}
         if not {"run_uuid", "lifecycle_stage"} <= columns:
             raise Refused(f"{os.path.basename(db)}: no runs.lifecycle_stage (not an MLflow tracking store)")
-        sets, values = ["lifecycle_stage = ?"], [stage]
+        sets, values = ["lifecycle_stage = ?"], [stage]  # type: list[str], list[object]
         if "deleted_time" in columns:
             sets.append("deleted_time = ?")
             values.append(when if stage == "deleted" else None)
@@ -473,7 +473,8 @@ def _update_stage(db: str, run_id: str, stage: str, when: int, guarded: bool = F
 
 def _recover_stage(step: Step) -> str:
     """A killed update either committed or not: doing it again (same time) finishes what was confirmed."""
-    stage, db, when = str(step.get("stage")), str(step.get("db")), int(step.get("deleted_time") or 0)  # type: ignore[call-overload]
+    stage, db, recorded = str(step.get("stage")), str(step.get("db")), step.get("deleted_time")
+    when = recorded if isinstance(recorded, int) else 0
     try:
         _update_stage(db, str(step.get("run")), stage, when or time.time_ns() // 1_000_000)
         if step.get("store"):
