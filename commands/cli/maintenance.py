@@ -132,6 +132,8 @@ def _report(report: operations.Report, verb: str) -> None:
             err.print(f"not {verb}: {o.label or o.path}: {o.message}", markup=False, style="yellow")
     done = len(report.succeeded)
     freed = f", freed {human_size(report.bytes_freed)}" if report.bytes_freed > 0 else ""
+    if freed and verb == "trashed":
+        freed += " once the trash is emptied"
     err.print(f"{verb} {done} of {len(report.outcomes)} models{freed}", markup=False)
     if report.failed:
         raise FailedError(f"{len(report.failed)} model(s) were not {verb}; see above")

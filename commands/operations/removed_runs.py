@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 import orjson
 from mlrepo.errors import FailedError
 from mlrepo.repo_index.cache import atomic_write, state_dir
+from mlrepo.repo_index.readers.mlflow_registry import uri_path
 
 FILE = "removed-runs.json"
 VERSION = 1
@@ -74,7 +75,8 @@ def ours(root: str, store: str, run_ids: list[str]) -> set[str]:
     if not wanted:
         return set()
     try:
-        con = sqlite3.connect(f"file:{os.path.join(root, store)}?mode=ro", uri=True, timeout=1.5)
+        con = sqlite3.connect(f"file:{uri_path(os.path.abspath(os.path.join(root, store)))}?mode=ro", uri=True,
+                              timeout=1.5)
     except sqlite3.Error:
         return set()
     try:

@@ -17,6 +17,11 @@ from mlrepo.repo_index.readers.parsing import MetaError, load_file
 MODELS = "models"
 
 
+def uri_path(path: str) -> str:
+    """A path for SQLite's ``file:`` URI: the characters its parser treats specially are escaped."""
+    return path.replace("%", "%25").replace("?", "%3f").replace("#", "%23")
+
+
 class RegistryError(Exception):
     """The registry exists but cannot be read."""
 
@@ -64,7 +69,7 @@ def sqlite_registered(db: str) -> dict[str, list[str]]:
     """run id -> the versions registered from it, in an ``mlflow.db``."""
     out: dict[str, list[str]] = {}
     try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1.5)
+        con = sqlite3.connect(f"file:{uri_path(os.path.abspath(db))}?mode=ro", uri=True, timeout=1.5)
     except sqlite3.Error as exc:
         raise RegistryError(f"{os.path.basename(db)}: {exc}") from None
     try:
