@@ -328,7 +328,7 @@ def plan_prune(index: Index, rules: KeepRules, now: datetime | None = None, arch
         for rid, row in rows.items():
             if rid not in values and rid in ranked_ids:
                 reasons[rid].append(f"has no {keys[0].column.removeprefix('metrics.')}")
-            elif rid not in ranked_ids and row["status"] in FAILED:
+            elif rid not in ranked_ids:  # shown, not ranked (unfinished, failed)
                 values[rid] = row.get(keys[0].column)
     if rules.keep_last is not None:
         group = GROUPS[rules.per]
