@@ -180,3 +180,24 @@ def test_future_times_are_said_not_taken_as_recent_and_recent_overrides(ws):
     assert "--recent 0" in " ".join(plan.notes)
     r = mlrepo("prune", ws, "--keep-top", "2", "--metric", "metrics.accuracy", "--recent", "2h", "--dry-run")
     assert r.code == 0 and "(the last 2h) are kept" in r.err
+
+
+def test_a_db_run_resumed_after_the_plan_is_not_deleted(copy_fixture, tmp_path):
+    """The soft-delete of an mlflow.db run re-checks, in the same UPDATE, that the run is still finished and
+    active: one that MLflow resumed (RUNNING again) after the plan stays."""
+    import sqlite3
+
+    root = copy_fixture(FIXTURES / "mlflow_sqlite", "mls")
+    age(root)
+    plan = plan_prune(open_index(root), KeepRules(where="name = 'lr-large' or name = 'messy-steps'",
+                                                  recent=NO_RECENT))
+    assert {d.name for d in plan.removed} == {"lr-large", "messy-steps"}
+    with sqlite3.connect(root / "mlflow.db") as con:
+        con.execute("UPDATE runs SET status = 'RUNNING', end_time = NULL WHERE name = 'lr-large'")
+    report = remove_models(str(root), plan.decisions, "trash")
+    outcome = {o.label.rsplit("/", 1)[-1]: o for o in report.outcomes}
+    assert outcome["messy-steps"].ok and not outcome["lr-large"].ok
+    assert "changed since the plan" in outcome["lr-large"].message
+    with sqlite3.connect(root / "mlflow.db") as con:
+        stages = dict(con.execute("SELECT name, lifecycle_stage FROM runs"))
+    assert stages["lr-large"] == "active" and stages["messy-steps"] == "deleted"
