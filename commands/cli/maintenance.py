@@ -234,8 +234,9 @@ def archive(args: tuple[str, ...], where_expr: str | None, archive_to: str | Non
             yes: bool, fmt: str) -> None:
     """Move models into compressed archives (.tar.zst); they stay in the index with status archived.
 
-    Each folder is removed only after its archive is written, flushed and verified. MODEL: id, path or
-    repo/line/name.
+    Each folder is removed only after its archive is written, flushed and verified, and only if it has not
+    changed since the plan. Never archived: pinned models, unfinished runs, MLflow registered versions, the HF
+    Trainer's best checkpoint, models changed within --recent. MODEL: id, path or repo/line/name.
     """
     root, refs = split_root(args, where_expr is not None)
     if not refs and where_expr is None:
