@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import polars as pl
-from mlrepo.commands.operations import tarzst
+from mlrepo.commands.operations.archive_estimate import estimate_archive_bytes
 from mlrepo.commands.operations.ages import RECENT, Age, human_age, parse_age, when_text
 from mlrepo.commands.operations.fingerprint import Footprint, footprint, freed_bytes
 from mlrepo.commands.operations.guards import UNFINISHED, Guards, as_utc, future_note, is_mlflow_run, protection
@@ -249,7 +249,7 @@ def _finish(plan: Plan, index: Index, rows: dict[str, dict], guards: Guards, arc
 def _estimate_archives(plan: Plan, removed: list[Decision], archive_dir: str) -> None:
     """Archives written on the root's own disk take space: the plan counts their estimated size against what
     archiving frees (zstd on samples of each file; weights hardly compress)."""
-    estimate = sum(tarzst.estimate_archive_bytes(d.path) for d in removed)
+    estimate = sum(estimate_archive_bytes(d.path) for d in removed)
     probe = archive_dir
     while not os.path.exists(probe) and probe != os.path.dirname(probe):
         probe = os.path.dirname(probe)
