@@ -21,7 +21,7 @@ from mlrepo.repo_index.rows import MetricInfo, split_paths
 from mlrepo.repo_index.scanner import Previous
 from mlrepo.repo_index.table import HIDDEN_SCHEMA
 
-CACHE_VERSION = 3
+CACHE_VERSION = 4  # 4: sizes are allocated bytes; MLflow repo is the store, line the experiment
 STATE_DIR = ".mlrepo"
 
 

@@ -46,6 +46,7 @@ class Index:
         names = public_names(info)
         self.metrics: dict[str, MetricInfo] = {names[k]: v for k, v in info.items() if k in raw.columns}
         public = raw.drop(HIDDEN_SCHEMA.keys()).rename({k: v for k, v in names.items() if k in raw.columns})
+        public = _with_pins(root, public)
         metric_cols = sorted(c for c in public.columns if c.startswith("metrics."))
         param_cols = sorted(c for c in public.columns if c.startswith("params."))
         self.df: pl.DataFrame = public.select([*BASE_COLUMNS, *metric_cols, *param_cols])
@@ -69,6 +70,18 @@ class Index:
 
     def to_pandas(self):
         return self.df.to_pandas()
+
+
+def _with_pins(root: str, public: pl.DataFrame) -> pl.DataFrame:
+    """Pinned models (mlrepo's own state, ``pins``) carry the tag ``pinned``."""
+    from mlrepo.repo_index.pins import TAG, pinned_ids
+
+    ids = pinned_ids(root)
+    if not ids or "tags" not in public.columns:
+        return public
+    return public.with_columns(pl.when(pl.col("id").is_in(list(ids)))
+                               .then(pl.col("tags").list.concat(pl.lit([TAG])).list.unique(maintain_order=True))
+                               .otherwise(pl.col("tags")).alias("tags"))
 
 
 @contextmanager

@@ -135,13 +135,20 @@ class Walk:
 
 
 def walk_model(path: str, top: list[os.DirEntry] | None = None, keep: Collection[str] = ()) -> Walk:
-    """Size, file count, inner folders and mtimes of a model folder; symlinks are counted, not followed.
+    """Size, file count, inner folders and mtimes of a model folder; symlinks are counted, not followed. The size
+    is what the folder takes on the disk, as ``du -sB1`` counts it: allocated blocks (a sparse file's holes take
+    none), folders included, each hard-linked file once.
     ``top`` is the folder's own listing when the caller already made it; the files in ``keep`` (relative paths:
     the metadata files) have their mtime and size kept for the stamp."""
     walk = Walk()
     dirs, dir_mtimes, files = walk.dirs, walk.dir_mtimes, walk.files
-    dir_mtimes[""] = _mtime(path)
-    size = n_files = hi = 0
+    try:
+        st_top = os.lstat(path)
+        dir_mtimes[""], size = st_top.st_mtime_ns, st_top.st_blocks * 512
+    except OSError:
+        dir_mtimes[""], size = -1, 0
+    n_files = hi = 0
+    linked: set[tuple[int, int]] = set()
     lo = walk.lo
     stack = [""]
     while stack:
@@ -159,6 +166,13 @@ def walk_model(path: str, top: list[os.DirEntry] | None = None, keep: Collection
                 st = entry.stat(follow_symlinks=False)
             except OSError:
                 continue
+            if st.st_nlink > 1 and not stat_mod.S_ISDIR(st.st_mode):  # a hard link: its blocks count once
+                inode = (st.st_dev, st.st_ino)
+                if inode not in linked:
+                    linked.add(inode)
+                    size += st.st_blocks * 512
+            else:
+                size += st.st_blocks * 512
             if stat_mod.S_ISDIR(st.st_mode):
                 sub = f"{rel}/{entry.name}" if rel else entry.name
                 dirs.append(sub)
@@ -166,7 +180,6 @@ def walk_model(path: str, top: list[os.DirEntry] | None = None, keep: Collection
                 stack.append(sub)
                 continue
             mtime = st.st_mtime_ns
-            size += st.st_size
             n_files += 1
             if mtime < lo:
                 lo = mtime

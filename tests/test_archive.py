@@ -72,8 +72,10 @@ def test_archived_models_stay_in_the_index(ws, env):
     # best skips archived models unless asked
     r = mlrepo("best", ws, "--metric", "metrics.accuracy")
     assert r.out.strip().endswith("rf_baseline/00001")
-    r = mlrepo("best", ws, "--metric", "metrics.accuracy", "--all-status")
-    assert r.out.strip().endswith("rf_baseline/00002")
+    r = mlrepo("best", ws, "--metric", "metrics.accuracy", "--all-status")  # archived: no folder to print
+    assert r.code == 1 and r.out == "" and "rf_baseline/00002" in r.err and "is archived: `mlrepo restore" in r.err
+    r = mlrepo("best", ws, "--metric", "metrics.accuracy", "--all-status", "--format", "json")
+    assert json.loads(r.out)[0]["path"].endswith("rf_baseline/00002")
     r = mlrepo("ls", ws, "--where", "status = 'archived'", "--format", "json")
     assert {m["name"] for m in json.loads(r.out)} == {"00003", "00002"}
     # show works on an archived model by its id
@@ -145,7 +147,7 @@ def test_archive_mlflow_file_store_runs(copy_fixture, env):
     target = next(m for m in rows if m["name"] == "lr-small")
     running = next(m for m in rows if m["name"] == "still-running")
     original = snapshot(target["path"])
-    r = mlrepo("archive", root, "--where", "repo = 'vision-cls' or name = 'still-running'", "--yes", env=env)
+    r = mlrepo("archive", root, "--where", "line = 'vision-cls' or name = 'still-running'", "--yes", env=env)
     assert r.code == 0, r.err
     assert Path(running["path"]).is_dir()  # running: kept
     assert not Path(target["path"]).exists()

@@ -9,7 +9,7 @@ import sqlite3
 
 import polars as pl
 import pytest
-from treeutil import CASCADE_012, CASCADE_018, FIXTURES
+from treeutil import CASCADE_012, CASCADE_018, FIXTURES, du_bytes
 
 
 @pytest.fixture
@@ -160,11 +160,13 @@ def test_show_by_path_uses_the_indexed_root_above_it(ws, cli, tmp_path):
 
 
 def test_mlflow_models_by_label_and_run_id(copy_fixture, cli):
-    """An MLflow run has no line: it is named as the listings print it, experiment/run, or by its run id."""
+    """An MLflow run is named as the listings print it, store/experiment/run (a tail is enough), or by its run id."""
     root = copy_fixture(FIXTURES / "mlflow_file", "m")
     rows = json.loads(cli("ls", root, "--format", "json").out)
     (run,) = [r for r in rows if r["name"] == "lr-small"]
-    for ref in (f"{run['repo']}/lr-small", f"{run['repo']}//lr-small", "lr-small", os.path.basename(run["path"])):
+    assert (run["repo"], run["line"]) == ("mlruns", "vision-cls")  # the store, then the experiment
+    for ref in (f"{run['repo']}/{run['line']}/lr-small", f"{run['line']}/lr-small", "lr-small",
+                os.path.basename(run["path"])):
         r = cli("show", ref, "--root", root, "--format", "json")
         assert r.code == 0, (ref, r.err)
         assert json.loads(r.out)[0]["id"] == run["id"]
@@ -195,8 +197,8 @@ def test_du_and_export(ws, cli, tmp_path):
     rows = json.loads(r.out)
     assert rows == sorted(rows, key=lambda x: -x["size_bytes"]) and len(rows) == 4
     assert sum(x["models"] for x in rows) == 14
-    total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(ws / "tabular" / "rf_baseline")
-                for f in fs if not d.endswith("rf_baseline"))
+    models = [p for p in (ws / "tabular" / "rf_baseline").iterdir() if p.is_dir()]
+    total = sum(du_bytes(m) for m in models)  # allocated blocks, as du -sB1
     assert next(x for x in rows if x["line"] == "rf_baseline")["size_bytes"] == total
     r = cli("du", ws, "--by", "model", "--top", "3")
     assert r.code == 0 and "█" in r.out

@@ -264,7 +264,7 @@ def test_resync_without_an_observer_finds_what_changed(copy_fixture):
 
 
 def test_experiment_rename_updates_its_runs_and_polling_works(live_root):
-    """MLflow runs take their repo from ../meta.yaml: renaming the experiment (an atomic rewrite outside every run
+    """MLflow runs take their line (the experiment) from ../meta.yaml: renaming the experiment (an atomic rewrite outside every run
     folder) updates each run; here with watchdog's PollingObserver."""
     root, live, rec = live_root(FIXTURES / "mlflow_file", observer="polling", poll_interval=0.2)
     assert live.mode == "polling"
@@ -276,7 +276,7 @@ def test_experiment_rename_updates_its_runs_and_polling_works(live_root):
     (exp / "meta.yaml.tmp").write_text(text.replace(f"name: {name}", "name: renamed-exp"))
     os.replace(exp / "meta.yaml.tmp", exp / "meta.yaml")
     rec.wait(lambda: {e.path for e in rec.of("updated")} >= runs)
-    assert {e.repo for e in rec.of("updated")} == {"renamed-exp"}
+    assert {e.line for e in rec.of("updated")} == {"renamed-exp"}  # repo is the store, line the experiment
 
 
 def test_inotify_failure_falls_back_to_polling_with_a_warning(copy_fixture, monkeypatch):

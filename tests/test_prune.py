@@ -91,9 +91,28 @@ def test_rules_are_a_union(ws):
 
 def test_older_than_only_older_models_are_candidates(ws):
     assert removed(plan_of(ws, *ACC, "--older-than", "3650d")) == set()
-    assert "newer than 3650d" in reasons(plan_of(ws, *ACC, "--older-than", "3650d"))["rf_baseline/00000"]
-    assert removed(plan_of(ws, *ACC, "--older-than", "1m")) == {"rf_baseline/00000", "rf_baseline/00003",
-                                                                "cnn_small/00002"}
+    plan = plan_of(ws, *ACC, "--older-than", "3650d")
+    assert reasons(plan)["rf_baseline/00000"][0].startswith("changed after the cut-off ")
+    assert any(n.startswith("--older-than 3650d: only models last changed before ") for n in plan["notes"])
+    assert removed(plan_of(ws, *ACC, "--older-than", "1min")) == {"rf_baseline/00000", "rf_baseline/00003",
+                                                                  "cnn_small/00002"}
+
+
+def test_older_than_takes_restics_units_and_prints_the_cut_off(ws):
+    """``6m`` is six calendar months, as in restic (not six minutes); minutes are spelled ``min``."""
+    from mlrepo.commands.operations.ages import parse_age
+
+    now = datetime(2026, 8, 31, 12, tzinfo=timezone.utc)
+    assert parse_age("6m").before(now) == datetime(2026, 2, 28, 12, tzinfo=timezone.utc)
+    assert parse_age("1y2w").before(now) == datetime(2025, 8, 17, 12, tzinfo=timezone.utc)
+    assert parse_age("90min").before(now) == datetime(2026, 8, 31, 10, 30, tzinfo=timezone.utc)
+    plan = plan_of(ws, *ACC, "--older-than", "6m")
+    note = next(n for n in plan["notes"] if n.startswith("--older-than 6m"))
+    cut = datetime.strptime(note.split("before ")[1][:16], "%Y-%m-%d %H:%M").replace(tzinfo=timezone.utc)
+    assert timedelta(days=180) <= datetime.now(timezone.utc) - cut <= timedelta(days=185)
+    for bad in ("6", "6s", "m", "1.5m"):
+        r = mlrepo("prune", ws, *ACC, "--older-than", bad, "--dry-run")
+        assert r.code == 2 and "bad age" in r.err and "Traceback" not in r.err
 
 
 def test_recently_changed_models_are_always_kept(copy_fixture, tmp_path):
@@ -226,12 +245,13 @@ def test_mlflow_sqlite_runs_are_soft_deleted_and_restored(copy_fixture, env):
     age(root)
     artifacts = snapshot(root / "artifacts")
     before = _stages(root / "mlflow.db")
-    plan = plan_of(root, "--keep-top", "1", "--metric", "acc", "--per", "repo")
-    assert removed(plan) == {"None/lr-large", "None/messy-steps"}
+    plan = plan_of(root, "--keep-top", "1", "--metric", "acc", "--per", "repo", "--include-failed")
+    assert removed(plan) == {"vision-cls/lr-large", "vision-cls/messy-steps"}
     assert plan["bytes_freed"] == 0 and any("soft-deleted" in note for note in plan["notes"])
-    r = mlrepo("prune", root, "--keep-top", "1", "--metric", "acc", "--per", "repo", "--yes", env=env)
+    r = mlrepo("prune", root, "--keep-top", "1", "--metric", "acc", "--per", "repo", "--include-failed", "--yes",
+               env=env)
     assert r.code == 0, r.err
-    assert "soft-deleted in mlflow.db vision-cls/lr-large" in r.err
+    assert "soft-deleted in mlflow.db mlflow.db/vision-cls/lr-large" in r.err
     after = _stages(root / "mlflow.db")
     assert after["lr-large"] == after["messy-steps"] == ("deleted", True)
     assert {k: v for k, v in after.items() if k not in ("lr-large", "messy-steps")} == \
@@ -309,7 +329,7 @@ def test_a_second_prune_waits_for_the_lock(ws, env):
 def test_plan_api_for_the_tui(ws):
     """The TUI calls the same functions: a plan, then the operation with a progress callback."""
     from mlrepo.commands.operations import remove_models
-    from mlrepo.commands.operations.plan import KeepRules, plan_prune
+    from mlrepo.commands.operations.plan import KeepRules, parse_age, plan_prune
     from mlrepo.repo_index import open_index
 
     idx = open_index(ws)
@@ -324,6 +344,8 @@ def test_plan_api_for_the_tui(ws):
     protected = {d.label: d.reasons for d in soon.decisions if d.protected}
     assert set(protected) == {d.label for d in plan.removed}
     assert all(r[0].startswith("changed 1min ago") for r in protected.values())
+    assert plan_prune(idx, KeepRules(keep_top=2, metrics=("metrics.accuracy",), recent=parse_age("0")),
+                      now=just_after).removed  # --recent 0: the guard is off
     events = []
     report = remove_models(str(ws), plan.decisions, "delete", progress=lambda p: events.append(
         (p.done, p.total, p.phase)))

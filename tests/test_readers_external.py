@@ -84,7 +84,10 @@ USER_TAGS = {"lr-small": ["stage=dev", "team=vision"], "messy-steps": ["team=vis
              "ancient": []}
 
 
-def check_mlflow_rows(index, store: str) -> None:
+STORE = {"file": "mlruns", "sqlite": "mlflow.db"}
+
+
+def check_mlflow_rows(index, store: str, label: str | None = None) -> None:
     rows = rows_by_name(index)
     expected = dict(MLFLOW_RUNS)
     if store == "file":
@@ -97,7 +100,8 @@ def check_mlflow_rows(index, store: str) -> None:
     for name, (experiment, status, params, metrics) in expected.items():
         row = rows[name]
         assert row["format"] == "mlflow", name
-        assert (row["repo"], row["line"], row["status"]) == (experiment, None, status), name
+        # repo: the store (two stores' experiments of one name are never one group); line: the experiment
+        assert (row["repo"], row["line"], row["status"]) == (label or STORE[store], experiment, status), name
         assert row["error"] is None, (name, row["error"])
         assert {c[len("params."):]: row[c] for c in param_cols if row[c] is not None} == params, name
         got = {c[len("metrics."):]: row[c] for c in metric_cols if row[c] is not None}
@@ -130,7 +134,7 @@ def test_mlflow_file_run_details():
     assert metrics["loss"].history == [(0, 0.9), (1, 0.5), (2, 0.2)]
     assert metrics["acc"].value == 0.75
     assert metrics["acc"].history == [(4, 0.6), (5, 0.7), (5, 0.75)]
-    assert rec.repo == "vision-cls" and rec.line is None and rec.name == "messy-steps"
+    assert rec.repo == "mlruns" and rec.line == "vision-cls" and rec.name == "messy-steps"
     assert {"meta.yaml", "metrics/loss", "metrics/acc", "params/lr", "tags/mlflow.runName"} <= set(rec.meta_files)
 
     meta = yaml.safe_load((run / "meta.yaml").read_text())
@@ -199,7 +203,7 @@ def test_mlflow_sqlite_moved_store_finds_its_folders(tmp_path):
     """The database records absolute artifact paths; a moved project finds them next to the database."""
     shutil.copytree(MLFLOW_SQLITE, tmp_path / "proj")
     index = mlrepo.open_index(tmp_path, use_cache=False)
-    check_mlflow_rows(index, "sqlite")
+    check_mlflow_rows(index, "sqlite", "proj/mlflow.db")
     for row in index.df.to_dicts():
         assert row["path"].startswith(str(tmp_path / "proj" / "artifacts")), row["path"]
     rows = rows_by_name(index)
@@ -343,7 +347,7 @@ def test_mlflow_corrupt_meta_yaml(tmp_path):
     rows = rows_by_name(mlrepo.open_index(tmp_path, use_cache=False))
     assert "invalid YAML" in rows["bert-tiny"]["error"] and rows["bert-tiny"]["metrics.f1"] == 0.72
     assert "binary data" in rows["lr-small"]["error"]
-    assert rows["lr-small"]["repo"] == exp_meta.parent.name  # the experiment id, for want of its name
+    assert rows["lr-small"]["line"] == exp_meta.parent.name  # the experiment id, for want of its name
     assert rows["still-running"]["error"] is None
 
 

@@ -119,3 +119,9 @@ def mlrepo(*args: object, env: dict[str, str] | None = None, stdin: str | None =
     proc = subprocess.run([sys.executable, "-m", "mlrepo", *map(str, args)], capture_output=True, text=True,
                           input=stdin, env=env, timeout=timeout, cwd=cwd)
     return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def du_bytes(*paths: str | os.PathLike) -> int:
+    """What GNU ``du -scB1`` says the folders take together: allocated blocks, each inode once."""
+    out = subprocess.run(["du", "-scB1", *map(os.fspath, paths)], check=True, capture_output=True, text=True).stdout
+    return int(out.splitlines()[-1].split()[0])

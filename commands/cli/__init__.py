@@ -51,6 +51,8 @@ class LazyGroup(click.Group):
         "prune": "mlrepo.commands.cli.maintenance:prune",
         "archive": "mlrepo.commands.cli.maintenance:archive",
         "restore": "mlrepo.commands.cli.maintenance:restore",
+        "pin": "mlrepo.commands.cli.pins:pin",
+        "unpin": "mlrepo.commands.cli.pins:unpin",
         "watch": "mlrepo.commands.cli.watch:watch",
     }
 
@@ -135,12 +137,17 @@ def ls(root: str, where_expr: str | None, sort_col: str | None, asc: bool | None
               help="Override the direction (once for the first metric, or once per --metric).")
 @click.option("--per", type=click.Choice(["line", "repo"]), help="One best model per line or per repo.")
 @click.option("--all-status", is_flag=True, help="Also consider archived, trashed and deleted models.")
+@click.option("--include-unfinished", is_flag=True, help="Also rank running and scheduled runs.")
+@click.option("--include-failed", is_flag=True, help="Also rank failed and killed runs.")
 @where_opt
 @click.option("--format", "fmt", type=click.Choice(["path", "json", "jsonl", "csv", "table", "md"]),
               default="path", show_default=True)
 def best(root: str, metrics: tuple[str, ...], modes: tuple[str, ...], per: str | None, all_status: bool,
-         where_expr: str | None, fmt: str) -> None:
-    """Print the best model's path (one per group with --per): cp -r "$(mlrepo best --metric f1)" deploy/"""
+         include_unfinished: bool, include_failed: bool, where_expr: str | None, fmt: str) -> None:
+    """Print the best finished model's path (one per group with --per): cp -r "$(mlrepo best --metric f1)" deploy/
+
+    Only an existing folder is printed; otherwise the command says why and exits 1."""
+    from mlrepo.commands.operations.best import missing_folder, rankable
     from mlrepo.repo_index.ranking import best as best_of
     from mlrepo.repo_index.ranking import rank_keys
 
@@ -149,13 +156,20 @@ def best(root: str, metrics: tuple[str, ...], modes: tuple[str, ...], per: str |
     frame = where(idx.df, where_expr, idx.metrics)
     if not all_status:
         frame = frame.filter(~pl.col("status").is_in(INACTIVE))
+    frame, left_out = rankable(frame, include_unfinished, include_failed)
     winners = best_of(frame, keys, per or "all")
-    err.print("ranked by " + "; then ".join(k.describe() for k in keys), style="dim")
+    err.print("ranked by " + "; then ".join(k.describe() for k in keys)
+              + (f"; {'/'.join(left_out)} runs not ranked (--include-unfinished/--include-failed)" if left_out
+                 else ""), style="dim", markup=False)
     if winners.is_empty():
         raise FailedError(f"no model has {keys[0].column}")
     if fmt == "path":
-        for path in winners["path"]:
-            click.echo(path)
+        problems = [why for row in winners.iter_rows(named=True) if (why := missing_folder(row))]
+        for path, row in zip(winners["path"], winners.iter_rows(named=True), strict=True):
+            if missing_folder(row) is None:
+                click.echo(path)
+        if problems:
+            raise FailedError("; ".join(problems))
         return
     shown = [*DEFAULT_LS[:4], "path", *dict.fromkeys(k.column for k in keys)]
     output.write(winners.select(shown) if fmt in ("table", "md") else winners.drop("rank"), fmt)

@@ -15,6 +15,7 @@ import click
 import orjson
 from mlrepo.commands.cli.output import stdout_console
 from mlrepo.commands import operations
+from mlrepo.commands.operations.moves import default_archive_dir
 from mlrepo.commands.operations.paths import is_within
 from mlrepo.commands.operations.plan import (
     KeepRules,
@@ -51,6 +52,10 @@ def split_root(args: Sequence[str], selecting: bool) -> tuple[str, list[str]]:
         if all(not os.path.exists(a) or is_within(a, first) for a in rest):
             return first, rest
     return ".", list(args)
+
+
+def _archive_target(root: str, archive_to: str | None) -> str:
+    return os.path.abspath(archive_to) if archive_to else default_archive_dir(root)
 
 
 def _confirm(question: str, yes: bool, what: str) -> None:
@@ -97,10 +102,19 @@ def _show_plan(plan: Plan, fmt: str, where_to: operations.How) -> None:
         console.print()
         console.print(groups_table(plan))
     n, total = len(plan.removed), len(plan.decisions)
-    freed = human_size(plan.bytes_freed)
     verb = "archive" if plan.kind == "archive" else "remove"
-    console.print(f"\n{verb} {n} of {total} models, freeing {'up to ' if where_to == 'archive' else ''}{freed}"
-                  f" ({_destination(where_to)})", markup=False)
+    console.print(f"\n{verb} {n} of {total} models, {_freeing(plan, where_to)} ({_destination(where_to)})",
+                  markup=False)
+
+
+def _freeing(plan: Plan, how: str) -> str:
+    freed = human_size(plan.bytes_freed)
+    if how == "archive":
+        return f"freeing about {freed}" + (f" (archives ~{human_size(plan.archive_bytes)})"
+                                           if plan.archive_bytes else "")
+    if how == "trash":
+        return f"freeing {freed} once the trash is emptied"
+    return f"freeing {freed}"
 
 
 def _destination(how: operations.How) -> str:
@@ -118,6 +132,8 @@ def _report(report: operations.Report, verb: str) -> None:
             err.print(f"not {verb}: {o.label or o.path}: {o.message}", markup=False, style="yellow")
     done = len(report.succeeded)
     freed = f", freed {human_size(report.bytes_freed)}" if report.bytes_freed > 0 else ""
+    if freed and verb == "trashed":
+        freed += " once the trash is emptied"
     err.print(f"{verb} {done} of {len(report.outcomes)} models{freed}", markup=False)
     if report.failed:
         raise FailedError(f"{len(report.failed)} model(s) were not {verb}; see above")
@@ -131,7 +147,7 @@ def _execute(root: str, plan: Plan, how: operations.How, archive_dir: str | None
     if how == "delete" and not yes:
         raise RefusedError("--delete is permanent: nothing was deleted; add --yes to delete")
     verb = {"trash": "Remove", "archive": "Archive", "delete": "Delete permanently"}[how]
-    _confirm(f"{verb} {n} models, freeing {'up to ' if how == 'archive' else ''}{human_size(plan.bytes_freed)}?",
+    _confirm(f"{verb} {n} models, {_freeing(plan, how)}?",
              yes, {"trash": "removed", "archive": "archived", "delete": "deleted"}[how])
     report = _run_with_progress(plan.bytes_freed, {"trash": "trashing", "archive": "archiving",
                                                    "delete": "deleting"}[how],
@@ -144,6 +160,8 @@ def _execute(root: str, plan: Plan, how: operations.How, archive_dir: str | None
 # -- commands ---------------------------------------------------------------------------------------------------
 dry_run_opt = click.option("--dry-run", is_flag=True, help="Show the plan and stop; nothing is changed.")
 yes_opt = click.option("--yes", "-y", is_flag=True, help="Do it without asking.")
+recent_opt = click.option("--recent", "recent", metavar="DURATION", default="10min", show_default=True,
+                          help="Keep models changed within DURATION (maybe still being written); 0 turns it off.")
 plan_format_opt = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
                                show_default=True, help="How to show the plan.")
 
@@ -159,33 +177,44 @@ plan_format_opt = click.option("--format", "fmt", type=click.Choice(["table", "j
               help="The group --keep-top and --keep-last count in.")
 @click.option("--keep-last", type=click.IntRange(min=0), metavar="N", help="Keep the newest N per group.")
 @click.option("--keep-tag", "keep_tags", multiple=True, metavar="T", help="Keep models tagged T (repeatable).")
-@click.option("--older-than", metavar="AGE", help="Only models older than AGE may go (30d, 12h, 2w, 90m).")
+@click.option("--older-than", metavar="AGE",
+              help="Only models last changed before now - AGE may go; restic's units: 1y, 6m (months), 2w, 30d, 12h, "
+                   "90min. The plan prints the cut-off date.")
 @click.option("--where", "where_expr", metavar="EXPR", help="Only models matching EXPR may go.")
 @click.option("--archive", "archive_to", is_flag=False, flag_value="", default=None, metavar="[DIR]",
               help="Archive instead of trashing (into DIR; default <root>/.mlrepo/archive).")
 @click.option("--delete", is_flag=True, help="Delete permanently instead of trashing (needs --yes).")
+@recent_opt
+@click.option("--include-unfinished", is_flag=True,
+              help="Let running/scheduled runs take --keep-top slots (they are kept all the same).")
+@click.option("--include-failed", is_flag=True, help="Rank failed/killed runs for --keep-top too.")
 @dry_run_opt
 @yes_opt
 @plan_format_opt
 def prune(root: str, keep_top: int | None, metrics: tuple[str, ...], modes: tuple[str, ...], per: str,
           keep_last: int | None, keep_tags: tuple[str, ...], older_than: str | None, where_expr: str | None,
-          archive_to: str | None, delete: bool, dry_run: bool, yes: bool, fmt: str) -> None:
+          archive_to: str | None, delete: bool, recent: str, include_unfinished: bool, include_failed: bool,
+          dry_run: bool, yes: bool, fmt: str) -> None:
     """Remove the models that no keep rule keeps (to the trash by default).
 
-    Keep rules are a union: a model goes only when none keeps it. Always kept: models that changed in the last
-    minutes, running ones, runs stored in mlflow.db, folders outside ROOT or behind symlinks.
+    Keep rules are a union: a model goes only when none keeps it. --keep-top ranks finished models only. Always
+    kept: running and scheduled runs, pinned models (mlrepo pin), MLflow registered versions, the HF Trainer's best
+    checkpoint, models changed within --recent, folders outside ROOT or behind symlinks. Each model is checked
+    again right before it moves; one that changed since the plan is kept.
     """
     if archive_to is not None and delete:
         raise UsageError("--archive and --delete exclude each other")
     how: operations.How = "delete" if delete else "archive" if archive_to is not None else "trash"
     rules = KeepRules(keep_top=keep_top, metrics=tuple(m for ms in metrics for m in ms.split(",") if m.strip()),
                       modes=modes, per=per, keep_last=keep_last, keep_tags=keep_tags,
-                      older_than=parse_age(older_than) if older_than else None, where=where_expr)
+                      older_than=parse_age(older_than) if older_than else None, where=where_expr,
+                      recent=parse_age(recent), include_unfinished=include_unfinished,
+                      include_failed=include_failed)
     rules.check()
     if not dry_run:
         _recover(root)
     idx = open_index(root)
-    plan = plan_prune(idx, rules)
+    plan = plan_prune(idx, rules, archive_dir=_archive_target(idx.root, archive_to) if how == "archive" else None)
     _show_plan(plan, fmt, how)
     if dry_run:
         return
@@ -197,15 +226,17 @@ def prune(root: str, keep_top: int | None, metrics: tuple[str, ...], modes: tupl
 @click.option("--where", "where_expr", metavar="EXPR", help="Archive the models matching EXPR.")
 @click.option("--to", "archive_to", type=click.Path(file_okay=False), metavar="DIR",
               help="Where the archives go (default <root>/.mlrepo/archive), e.g. another disk.")
+@recent_opt
 @dry_run_opt
 @yes_opt
 @plan_format_opt
-def archive(args: tuple[str, ...], where_expr: str | None, archive_to: str | None, dry_run: bool, yes: bool,
-            fmt: str) -> None:
+def archive(args: tuple[str, ...], where_expr: str | None, archive_to: str | None, recent: str, dry_run: bool,
+            yes: bool, fmt: str) -> None:
     """Move models into compressed archives (.tar.zst); they stay in the index with status archived.
 
-    Each folder is removed only after its archive is written, flushed and verified. MODEL: id, path or
-    repo/line/name.
+    Each folder is removed only after its archive is written, flushed and verified, and only if it has not
+    changed since the plan. Never archived: pinned models, unfinished runs, MLflow registered versions, the HF
+    Trainer's best checkpoint, models changed within --recent. MODEL: id, path or repo/line/name.
     """
     root, refs = split_root(args, where_expr is not None)
     if not refs and where_expr is None:
@@ -213,7 +244,8 @@ def archive(args: tuple[str, ...], where_expr: str | None, archive_to: str | Non
     if not dry_run:
         _recover(root)
     idx = open_index(root)
-    plan = plan_selection(idx, refs, where_expr)
+    plan = plan_selection(idx, refs, where_expr, recent=parse_age(recent),
+                          archive_dir=_archive_target(idx.root, archive_to))
     _show_plan(plan, fmt, "archive")
     if dry_run:
         return

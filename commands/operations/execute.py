@@ -124,6 +124,9 @@ def remove_models(root: str, decisions: Sequence[Decision], how: How = "trash", 
                 tracker.add_bytes(n)
 
             try:
+                if d.store and d.source_id and d.footprint is None and os.path.isdir(d.path):
+                    raise moves.Refused("its folder appeared since the plan was made; kept")
+                moves.check_unchanged(d.path, d.footprint)  # as the plan saw it, right before it moves
                 if d.store and d.source_id:  # a run of mlflow.db: soft-deleted in the store, as MLflow does
                     if how != "trash":
                         raise moves.Refused(f"a run of {d.store} is soft-deleted in it (the default), not "
@@ -131,22 +134,31 @@ def remove_models(root: str, decisions: Sequence[Decision], how: How = "trash", 
                     moves.set_run_stage(root, d.store, d.source_id, d.path, "deleted")
                     moved = moves.Moved(d.id, d.path, "soft-deleted in mlflow.db", d.store)
                 elif how == "trash":
-                    moved = moves.trash_model(root, d.ledger_model())
+                    moved = moves.trash_model(root, d.ledger_model(), d.footprint)
                 elif how == "archive":
                     moved = moves.archive_model(root, d.ledger_model(), target, on_bytes)
                 else:
-                    moved = moves.delete_model(root, d.ledger_model())
+                    moved = moves.delete_model(root, d.ledger_model(), d.footprint)
             except moves.Refused as exc:
                 report.outcomes.append(Outcome(d.id, d.path, d.label, False, "skipped", str(exc)))
             except Exception as exc:  # noqa: BLE001 - one model's trouble is reported; the journal has the rest
                 report.outcomes.append(Outcome(d.id, d.path, d.label, False, "failed",
                                                f"{type(exc).__name__}: {exc}"))
             else:
+                freed = 0 if d.store else d.frees - moved.size_after if how == "archive" and \
+                    _same_disk(target, d.path) else d.frees
                 report.outcomes.append(Outcome(d.id, d.path, d.label, True, moved.action, "", moved.where,
-                                               moved.size_before - moved.size_after, moved.extra))
+                                               freed, moved.extra))
             tracker.finish_one(d.size_bytes, counted[0])
     tracker.start(None, "done")  # type: ignore[arg-type]
     return report
+
+
+def _same_disk(archive_dir: str, path: str) -> bool:
+    try:
+        return os.stat(archive_dir).st_dev == os.stat(os.path.dirname(path)).st_dev
+    except OSError:
+        return True
 
 
 def restore_models(root: str, items: Sequence[RestoreItem], progress: ProgressFn | None = None) -> Report:

@@ -25,9 +25,10 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from mlrepo.commands.operations import tarzst, trash
+from mlrepo.commands.operations import removed_runs, tarzst, trash
 from mlrepo.commands.operations.durable import fsync_dir, now_iso, remove_tree, rename_durably
 from mlrepo.commands.operations.faults import fault
+from mlrepo.commands.operations.fingerprint import footprint
 from mlrepo.commands.operations.journal import Step, leftovers, pending
 from mlrepo.commands.operations.paths import is_within, model_path_problem, scratch_dir
 from mlrepo.errors import FailedError
@@ -70,6 +71,18 @@ def _slug(rel: str) -> str:
 def _entry(model: dict, kind: str, **fields: object) -> dict:
     return {"kind": kind, "id": model["id"], "rel": model["row"].get("_rel"), "path": model["path"],
             "moved_at": now_iso(), "row": model["row"], "metrics": model.get("metrics") or {}, **fields}
+
+
+def check_unchanged(path: str, expected: str | None) -> None:
+    """Refused unless the folder still looks as the plan saw it (``fingerprint``): a late writer's files stay."""
+    if expected is None:
+        return
+    try:
+        now = footprint(path, time.time_ns())
+    except OSError as exc:
+        raise Refused(f"cannot be read again before moving it: {exc.strerror or exc}") from None
+    if now.digest != expected:
+        raise Refused(f"changed since the plan was made (now {now.entries} files and folders); kept")
 
 
 # -- archive ----------------------------------------------------------------------------------------------------
@@ -183,7 +196,7 @@ def _recover_archive(step: Step) -> str:
 
 
 # -- trash ------------------------------------------------------------------------------------------------------
-def trash_model(root: str, model: dict) -> Moved:
+def trash_model(root: str, model: dict, expect: str | None = None) -> Moved:
     path = _movable(root, model)
     try:
         target = trash.prepare(path)
@@ -202,6 +215,12 @@ def trash_model(root: str, model: dict) -> Moved:
             raise Refused(str(exc)) from None
         raise
     fault("trash:moved")
+    if expect is not None and footprint(where.files_path, time.time_ns()).digest != expect:
+        rename_durably(where.files_path, path)  # written to just before the move: put back, keep it
+        os.unlink(where.info_path)
+        fsync_dir(os.path.dirname(where.info_path))
+        step.done("rolled back: changed")
+        raise Refused("changed while it was being trashed; put back and kept")
     entry.update(trash_files=where.files_path, trash_info=where.info_path)
     ledger.write_entry(root, os.path.basename(entry_path)[:-5], entry)
     fault("trash:ledger")
@@ -227,7 +246,7 @@ def _recover_trash(step: Step) -> str:
 
 
 # -- delete -----------------------------------------------------------------------------------------------------
-def delete_model(root: str, model: dict) -> Moved:
+def delete_model(root: str, model: dict, expect: str | None = None) -> Moved:
     path = _movable(root, model)
     tomb = os.path.join(scratch_dir(root, os.path.dirname(path), "tomb"), f"{_stamp()}-{model['id']}")
     step = Step.begin(root, "delete", phase="deleting", id=model["id"], path=path, tomb=tomb)
@@ -238,6 +257,10 @@ def delete_model(root: str, model: dict) -> Moved:
         step.done("failed")
         raise Refused(str(exc)) from None
     fault("delete:tombstoned")
+    if expect is not None and footprint(tomb, time.time_ns()).digest != expect:  # written to just before
+        rename_durably(tomb, path)
+        step.done("rolled back: changed")
+        raise Refused("changed while it was being deleted; put back and kept")
     remove_tree(tomb, "delete:tomb-partial")
     fault("delete:removed")
     step.done("deleted")
@@ -386,22 +409,35 @@ def _recover_restore_trash(step: Step) -> str:
 def set_run_stage(root: str, store: str, run_id: str, path: str, stage: str) -> None:
     """Soft-delete (``stage`` "deleted") or restore ("active") a run of an ``mlflow.db``, as ``mlflow runs delete``
     and ``mlflow runs restore`` do: one UPDATE of its lifecycle stage (and ``deleted_time``). SQLite makes it
-    atomic; the journal step lets a killed run finish it. The run's artifacts are MLflow's (``mlflow gc``)."""
+    atomic; the journal step lets a killed run finish it. The run's artifacts are MLflow's (``mlflow gc``).
+    Deleting checks, in the same statement, that the run is still active and not running (it may have been
+    resumed since the plan); what mlrepo deleted is recorded (``removed_runs``) so that restore brings back only
+    that."""
     db = os.path.join(root, store)
     if not os.path.isfile(db) or not is_within(os.path.realpath(db), os.path.realpath(root)):
         raise Refused(f"{db}: not a store file inside {root}")
-    step = Step.begin(root, "mlflow-stage", phase="updating", path=path, db=db, run=run_id, stage=stage)
+    when = time.time_ns() // 1_000_000
+    step = Step.begin(root, "mlflow-stage", phase="updating", path=path, db=db, run=run_id, stage=stage,
+                      store=store, deleted_time=when)
     fault("mlflow-stage:journaled")
     try:
-        _update_stage(db, run_id, stage)
+        _update_stage(db, run_id, stage, when, guarded=True)
     except Refused:
         step.done("failed")
         raise
     fault("mlflow-stage:updated")
+    _note_stage(root, store, run_id, stage, when)
     step.done(stage)
 
 
-def _update_stage(db: str, run_id: str, stage: str) -> None:
+def _note_stage(root: str, store: str, run_id: str, stage: str, when: int) -> None:
+    if stage == "deleted":
+        removed_runs.record(root, store, run_id, when)
+    else:
+        removed_runs.forget(root, store, run_id)
+
+
+def _update_stage(db: str, run_id: str, stage: str, when: int, guarded: bool = False) -> None:
     import sqlite3
 
     try:
@@ -412,13 +448,23 @@ def _update_stage(db: str, run_id: str, stage: str) -> None:
         columns = {row[1] for row in con.execute('PRAGMA table_info("runs")')}
         if not {"run_uuid", "lifecycle_stage"} <= columns:
             raise Refused(f"{os.path.basename(db)}: no runs.lifecycle_stage (not an MLflow tracking store)")
-        sets, values = ["lifecycle_stage = ?"], [stage]
+        sets, values = ["lifecycle_stage = ?"], [stage]  # type: list[str], list[object]
         if "deleted_time" in columns:
             sets.append("deleted_time = ?")
-            values.append(time.time_ns() // 1_000_000 if stage == "deleted" else None)
-        cursor = con.execute(f"UPDATE runs SET {', '.join(sets)} WHERE run_uuid = ?", [*values, run_id])
+            values.append(when if stage == "deleted" else None)
+        where = "run_uuid = ?"
+        if guarded:  # as the plan saw it: deleting an active, finished run; restoring a deleted one
+            where += " AND lifecycle_stage = " + ("'active'" if stage == "deleted" else "'deleted'")
+            if stage == "deleted" and "status" in columns:
+                where += " AND (status IS NULL OR status NOT IN ('RUNNING', 'SCHEDULED'))"
+        cursor = con.execute(f"UPDATE runs SET {', '.join(sets)} WHERE {where}", [*values, run_id])
         if cursor.rowcount != 1:
-            raise Refused(f"run {run_id} is not in {db}")
+            found = con.execute("SELECT lifecycle_stage, status FROM runs WHERE run_uuid = ?" if "status" in columns
+                                else "SELECT lifecycle_stage, NULL FROM runs WHERE run_uuid = ?", [run_id]).fetchone()
+            if found is None:
+                raise Refused(f"run {run_id} is not in {db}")
+            raise Refused(f"run {run_id} changed since the plan (now {str(found[1] or '').lower() or found[0]}, "
+                          f"{found[0]}); kept")
     except sqlite3.Error as exc:  # locked past the timeout, read-only, damaged
         raise Refused(f"{os.path.basename(db)}: {exc}") from None
     finally:
@@ -426,10 +472,13 @@ def _update_stage(db: str, run_id: str, stage: str) -> None:
 
 
 def _recover_stage(step: Step) -> str:
-    """A killed update either committed or not: doing it again finishes what was confirmed."""
-    stage, db = str(step.get("stage")), str(step.get("db"))
+    """A killed update either committed or not: doing it again (same time) finishes what was confirmed."""
+    stage, db, recorded = str(step.get("stage")), str(step.get("db")), step.get("deleted_time")
+    when = recorded if isinstance(recorded, int) else 0
     try:
-        _update_stage(db, str(step.get("run")), stage)
+        _update_stage(db, str(step.get("run")), stage, when or time.time_ns() // 1_000_000)
+        if step.get("store"):
+            _note_stage(step.root, str(step.get("store")), str(step.get("run")), stage, when)
     except Refused as exc:
         step.done("failed")
         return f"error: {exc}"

@@ -1,26 +1,31 @@
 """Deciding what to remove: keep rules (a union, as in restic ``forget`` and borg ``prune``) and protections.
 
 A plan holds one ``Decision`` per live model (status not deleted/trashed/archived): remove it, or keep it and why.
-Keep rules: ``keep_top`` (best K per group by a metric; further metrics break ties; a model lacking the metric is
-kept), ``keep_last`` (newest N per group), ``keep_tags``. Candidate filters: ``where`` (only matching models may go)
-and ``older_than`` (only models older than that may go). Protections, whatever the rules say: a model that changed
-in the last minutes (metadata time or any file's mtime), one its source marks running, one whose run lives in a
-store such as ``mlflow.db``, one outside the root or behind a symlink, one that contains another model.
+Keep rules: ``keep_top`` (best K per group by a metric, among finished models unless asked; further metrics break
+ties; a model lacking the metric is kept), ``keep_last`` (newest N per group), ``keep_tags``. Candidate filters:
+``where`` and ``older_than`` (restic's units; the plan prints the cut-off date). Protections, whatever the rules
+say (``Guards``): an unfinished run (running, scheduled), a pinned model, an MLflow registered version, the HF
+Trainer's best checkpoint, a model that changed within ``--recent`` (a future time is said, not taken as recent),
+one outside the root or behind a symlink, one that contains another model.
 
-Nothing here touches the disk except ``os.lstat`` to look at mtimes; executing a plan is ``commands.operations``.
+The folders the plan would remove are walked once (``fingerprint``): what they free (allocated blocks, each inode
+once, hard links shared with what stays not counted) and the footprint that execution checks again just before
+each one moves. Nothing here writes; executing a plan is ``execute``.
 """
 
 from __future__ import annotations
 
 import bisect
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import polars as pl
-from mlrepo.commands.operations.paths import model_path_problem
+from mlrepo.commands.operations.archive_estimate import estimate_archive_bytes
+from mlrepo.commands.operations.ages import RECENT, Age, human_age, parse_age, when_text
+from mlrepo.commands.operations.fingerprint import Footprint, footprint, freed_bytes
+from mlrepo.commands.operations.guards import UNFINISHED, Guards, as_utc, future_note, is_mlflow_run, protection
 from mlrepo.errors import UsageError
 from mlrepo.repo_index.filtering import where as filter_where
 from mlrepo.repo_index.index import Index, find_model
@@ -29,26 +34,9 @@ from mlrepo.repo_index.rows import raw_metric_key
 from mlrepo.repo_index.units import human_size
 
 INACTIVE = ("deleted", "trashed", "archived")
-RECENT = timedelta(minutes=10)
-_AGE = re.compile(r"(\d+(?:\.\d+)?)\s*(y|w|d|h|min|m|s)", re.IGNORECASE)
-_UNITS = {"y": 365 * 86400, "w": 7 * 86400, "d": 86400, "h": 3600, "min": 60, "m": 60, "s": 1}
-
-
-def parse_age(text: str) -> timedelta:
-    """``30d``, ``12h``, ``2w``, ``90m`` (minutes), ``1y``, or combined: ``1d12h``."""
-    compact = text.strip().replace(" ", "")
-    parts = list(_AGE.finditer(compact))
-    if not compact or not parts or "".join(p.group(0) for p in parts) != compact:
-        raise UsageError(f"bad age {text!r}: give a number and a unit, e.g. 30d, 12h, 2w, 90m, 1y")
-    return timedelta(seconds=sum(float(p.group(1)) * _UNITS[p.group(2).lower()] for p in parts))
-
-
-def human_age(delta: timedelta) -> str:
-    seconds = max(0, int(delta.total_seconds()))
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+FAILED = ("failed", "killed")  # finished without success: ranked only when asked (--include-failed)
+__all__ = ["FAILED", "INACTIVE", "RECENT", "UNFINISHED", "Age", "Decision", "KeepRules", "Plan", "RestoreItem",
+           "human_age", "is_mlflow_run", "parse_age", "plan_prune", "plan_restore", "plan_selection"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +47,11 @@ class KeepRules:
     per: str = "line"
     keep_last: int | None = None
     keep_tags: tuple[str, ...] = ()
-    older_than: timedelta | None = None
+    older_than: Age | None = None
     where: str | None = None
-    recent: timedelta = RECENT
+    recent: Age = RECENT
+    include_unfinished: bool = False  # rank running/scheduled runs too (they are kept all the same)
+    include_failed: bool = False  # rank failed/killed runs too
 
     def check(self) -> None:
         if self.per not in GROUPS:
@@ -91,12 +81,14 @@ class Decision:
     group: str
     remove: bool
     reasons: list[str] = field(default_factory=list)  # why it is kept (or, when removed, why it goes)
-    protected: bool = False  # kept whatever the rules say (running, recent, refused...)
+    protected: bool = False  # kept whatever the rules say (running, recent, pinned, refused...)
     value: float | None = None  # the ranking metric's value, when ranked
     row: dict = field(default_factory=dict, repr=False)  # the raw index row, for the ledger
     metrics: dict = field(default_factory=dict, repr=False)  # raw metric key -> [name, dataset, split, direction]
     store: str | None = None  # the store file (rel) that records this model, e.g. mlflow.db
     source_id: str | None = None  # the model's id in that store (the MLflow run id)
+    footprint: str | None = None  # the folder as the plan saw it (``fingerprint``); re-checked before it moves
+    frees: int = 0  # what removing it frees on the root's disk (allocated bytes, each inode once)
 
     @property
     def label(self) -> str:
@@ -123,6 +115,7 @@ class Plan:
     keys: list[RankKey] = field(default_factory=list)
     per: str = "line"
     notes: list[str] = field(default_factory=list)
+    archive_bytes: int | None = None  # archiving: the estimated size of the archives (on the root's disk)
 
     @property
     def removed(self) -> list[Decision]:
@@ -134,8 +127,9 @@ class Plan:
 
     @property
     def bytes_freed(self) -> int:
-        """What leaves the root; a run soft-deleted in mlflow.db frees nothing until ``mlflow gc``."""
-        return sum(d.size_bytes for d in self.removed if not d.store)
+        """What leaves the root's disk: allocated bytes, each inode once, less the archives written on the same
+        disk; a run soft-deleted in mlflow.db frees nothing until ``mlflow gc``."""
+        return max(0, sum(d.frees for d in self.removed) - (self.archive_bytes or 0))
 
     def groups(self) -> list[GroupTotal]:
         totals: dict[str, GroupTotal] = {}
@@ -144,7 +138,7 @@ class Plan:
             t.models += 1
             if d.remove:
                 t.removed += 1
-                t.bytes_freed += 0 if d.store else d.size_bytes
+                t.bytes_freed += d.frees
             else:
                 t.kept += 1
         return sorted(totals.values(), key=lambda t: t.group)
@@ -154,10 +148,11 @@ class Plan:
             "root": self.root, "kind": self.kind, "per": self.per,
             "ranked_by": [k.describe() for k in self.keys], "notes": self.notes,
             "remove": len(self.removed), "keep": len(self.kept), "bytes_freed": self.bytes_freed,
+            "archive_bytes": self.archive_bytes,
             "models": [{"id": d.id, "path": d.path, "repo": d.repo, "line": d.line, "name": d.name,
                         "format": d.format, "status": d.status, "size_bytes": d.size_bytes, "group": d.group,
                         "action": "remove" if d.remove else "keep", "reasons": d.reasons,
-                        "protected": d.protected, "value": d.value} for d in self.decisions],
+                        "protected": d.protected, "value": d.value, "frees": d.frees} for d in self.decisions],
             "groups": [{"group": g.group, "models": g.models, "kept": g.kept, "removed": g.removed,
                         "bytes_freed": g.bytes_freed} for g in self.groups()],
         }
@@ -187,64 +182,6 @@ def _ledger_row(index: Index, i: int, infos: dict[str, list]) -> tuple[dict, dic
     return row, {k: v for k, v in infos.items() if k in row}
 
 
-def newest_mtime(path: str, limit: int = 200_000) -> float | None:
-    """The newest mtime (seconds) of the folder and anything in it, not following links."""
-    newest = None
-    seen = 0
-    try:
-        newest = os.lstat(path).st_mtime
-        for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
-            for name in [*dirnames, *filenames]:
-                seen += 1
-                try:
-                    m = os.lstat(os.path.join(dirpath, name)).st_mtime
-                except OSError:
-                    continue
-                newest = m if newest is None or m > newest else newest
-            if seen > limit:
-                break
-    except OSError:
-        return newest
-    return newest
-
-
-def _as_utc(value: object) -> datetime | None:
-    if not isinstance(value, datetime):
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-
-
-def is_mlflow_run(row: dict) -> bool:
-    """A run recorded in an MLflow SQLite store: removed and restored through the store, never by its folder."""
-    return row.get("format") == "mlflow" and str(row.get("_store") or "").endswith("mlflow.db") and \
-        bool(row.get("_source_id"))
-
-
-def protection(row: dict, root: str, now: datetime, recent: timedelta, look_at_files: bool = True) -> str | None:
-    """Why this model must stay, whatever the rules say (None when it may go)."""
-    if row.get("status") == "running":
-        return "running (its source says so)"
-    changed = _as_utc(row.get("updated_at"))
-    if row.get("_store"):
-        if not is_mlflow_run(row):
-            return f"lives in the store {row['_store']}; remove it with the tool that wrote it"
-        if changed is not None and changed > now - recent:
-            return f"changed {human_age(now - changed)} ago (maybe still being written)"
-        return None  # soft-deleted in the store, as MLflow does: its folder is MLflow's to remove (mlflow gc)
-    problem = model_path_problem(str(row.get("path") or ""), root)
-    if problem:
-        return problem
-    if changed is not None and changed > now - recent:
-        return f"changed {human_age(now - changed)} ago (maybe still being written)"
-    if look_at_files:
-        newest = newest_mtime(str(row["path"]))
-        if newest is not None:
-            when = datetime.fromtimestamp(newest, timezone.utc)
-            if when > now - recent:
-                return f"files changed {human_age(now - when)} ago (maybe still being written)"
-    return None
-
-
 def _contains_others(paths_sorted: list[str], path: str) -> list[str]:
     prefix = path.rstrip(os.sep) + os.sep
     i = bisect.bisect_left(paths_sorted, prefix)
@@ -263,27 +200,101 @@ def _decision(index: Index, row: dict, per: str, infos: dict[str, list]) -> Deci
                     store=row.get("_store"), source_id=row.get("_source_id"))
 
 
-def _finish(plan: Plan, index: Index, rows: dict[str, dict], now: datetime, recent: timedelta) -> None:
-    """Protections on what would be removed, and folders that hold other models."""
+def _finish(plan: Plan, index: Index, rows: dict[str, dict], guards: Guards, archive_dir: str | None) -> None:
+    """Protections on what would be removed (its folder walked once: recent files, the footprint re-checked before
+    it moves), folders that hold other models, and what removing (or archiving) really frees."""
     all_paths = sorted(p for p in index.df["path"].to_list() if p)
+    now_ns = int(guards.now.timestamp() * 1e9)
+    prints: list[tuple[Decision, Footprint]] = []
     for d in plan.decisions:
         if not d.remove:
             continue
-        why = protection(rows[d.id], index.root, now, recent)
-        if why is None:
+        row = rows[d.id]
+        fp = None
+        if os.path.isdir(d.path) and not os.path.islink(d.path):
+            try:
+                fp = footprint(d.path, now_ns)
+            except OSError as exc:
+                d.remove, d.protected, d.reasons = False, True, [f"cannot be read: {exc.strerror or exc}"]
+                continue
+        why = protection(row, guards, fp)
+        if why is None and not d.store:
             inner = _contains_others(all_paths, d.path)
             if inner:
                 why = f"contains {len(inner)} other model(s), e.g. {os.path.relpath(inner[0], d.path)}"
         if why:
             d.remove, d.protected, d.reasons = False, True, [why]
+            continue
+        note = future_note(row, guards, fp)
+        if note:
+            d.reasons.append(note)
+        if fp is not None:
+            d.footprint = fp.digest
+            if not d.store:  # a run of mlflow.db is soft-deleted: its folder stays until `mlflow gc`
+                prints.append((d, fp))
+    for (d, _fp), freed in zip(prints, freed_bytes(fp for _d, fp in prints), strict=True):
+        d.frees = freed
+    shared = sum(d.size_bytes for d, _fp in prints) - sum(d.frees for d, _fp in prints)
+    if prints and shared > 0:
+        plan.notes.append(f"{human_size(shared)} of the removed folders is shared (hard links) with what stays or "
+                          "with each other: counted once, or not at all")
     runs = [d for d in plan.decisions if d.remove and d.store]
     if runs:
         plan.notes.append(f"{len(runs)} run(s) of mlflow.db are soft-deleted in it, as `mlflow runs delete` does "
                           f"(restorable); `mlflow gc` then frees their {human_size(sum(d.size_bytes for d in runs))}")
+    if archive_dir is not None and prints:
+        _estimate_archives(plan, [d for d, _fp in prints], archive_dir)
 
 
-def plan_prune(index: Index, rules: KeepRules, now: datetime | None = None) -> Plan:
-    """Which live models to remove under ``rules``, and why each kept one is kept."""
+def _estimate_archives(plan: Plan, removed: list[Decision], archive_dir: str) -> None:
+    """Archives written on the root's own disk take space: the plan counts their estimated size against what
+    archiving frees (zstd on samples of each file; weights hardly compress)."""
+    estimate = sum(estimate_archive_bytes(d.path) for d in removed)
+    probe = archive_dir
+    while not os.path.exists(probe) and probe != os.path.dirname(probe):
+        probe = os.path.dirname(probe)
+    same_disk = os.stat(probe).st_dev == os.stat(plan.root).st_dev
+    if same_disk:
+        plan.archive_bytes = estimate
+        plan.notes.append(f"the archives take about {human_size(estimate)} on the same disk (estimated by "
+                          f"compressing samples): archiving frees about {human_size(plan.bytes_freed)}")
+    else:
+        plan.notes.append(f"the archives (about {human_size(estimate)}) go to another disk ({archive_dir})")
+
+
+def _older_than(rows: dict[str, dict], reasons: dict[str, list[str]], age: Age, guards: Guards,
+                plan: Plan) -> None:
+    cutoff = age.before(guards.now)
+    plan.notes.append(f"--older-than {age.text}: only models last changed before {when_text(cutoff)} may go")
+    for rid, row in rows.items():
+        when = as_utc(row.get("updated_at")) or as_utc(row.get("created_at"))
+        if when is None:
+            reasons[rid].append("age unknown")
+        elif guards.future(when):
+            reasons[rid].append(f"age unknown: dated in the future ({when_text(when)})")
+        elif when > cutoff:
+            reasons[rid].append(f"changed after the cut-off {when_text(cutoff)}")
+
+
+def _recent_note(plan: Plan, guards: Guards) -> None:
+    cutoff = guards.recent_cutoff()
+    if cutoff is None:
+        plan.notes.append("--recent 0: models changed in the last minutes are not kept for that")
+    else:
+        plan.notes.append(f"models changed after {when_text(cutoff)} (the last {guards.recent.text}) are kept "
+                          "(--recent DURATION changes the window)")
+
+
+def _rankable(live: pl.DataFrame, rules: KeepRules) -> tuple[pl.DataFrame, list[str]]:
+    """The models --keep-top ranks: finished ones; unfinished and failed only when asked."""
+    left_out = [] if rules.include_unfinished else list(UNFINISHED)
+    left_out += [] if rules.include_failed else list(FAILED)
+    return live.filter(~pl.col("status").is_in(left_out)), left_out
+
+
+def plan_prune(index: Index, rules: KeepRules, now: datetime | None = None, archive_dir: str | None = None) -> Plan:
+    """Which live models to remove under ``rules``, and why each kept one is kept. ``archive_dir``: they are
+    archived there (the plan then counts the archives' size against what is freed)."""
     rules.check()
     now = now or datetime.now(timezone.utc)
     frame = _frame(index)
@@ -291,24 +302,34 @@ def plan_prune(index: Index, rules: KeepRules, now: datetime | None = None) -> P
     inactive = frame.height - live.height
     keys = rank_keys(list(rules.metrics), list(rules.modes), index.df.columns, index.metrics) if rules.metrics else []
     plan = Plan(index.root, "prune", [], keys, rules.per)
+    infos = _metric_info(index)
+    rows = {r["id"]: r for r in live.iter_rows(named=True)}
+    guards = Guards.gather(index, list(rows.values()), now, rules.recent)
     if keys:
         plan.notes.append("ranked by " + "; then ".join(k.describe() for k in keys) + f", per {rules.per}")
     if inactive:
         plan.notes.append(f"{inactive} model(s) already deleted, trashed or archived are not considered")
-    infos = _metric_info(index)
-    rows = {r["id"]: r for r in live.iter_rows(named=True)}
+    _recent_note(plan, guards)
     reasons: dict[str, list[str]] = {i: [] for i in rows}
     values: dict[str, float | None] = {}
 
     if keys and rules.keep_top is not None:
-        ranked = rank(live, keys, rules.per)
+        rankable, left_out = _rankable(live, rules)
+        if left_out:
+            plan.notes.append(f"--keep-top ranks finished models only: {'/'.join(left_out)} runs take no slot "
+                              "(running/scheduled ones are kept all the same; --include-unfinished and "
+                              "--include-failed rank them)")
+        ranked = rank(rankable, keys, rules.per)
         for rid, r, value in zip(ranked["id"], ranked["rank"], ranked[keys[0].column], strict=True):
             values[rid] = value
             if r <= rules.keep_top:
                 reasons[rid].append(f"top {rules.keep_top} by {keys[0].column.removeprefix('metrics.')} (#{r})")
-        for rid in rows:
-            if rid not in values:
+        ranked_ids = set(rankable["id"].to_list())
+        for rid, row in rows.items():
+            if rid not in values and rid in ranked_ids:
                 reasons[rid].append(f"has no {keys[0].column.removeprefix('metrics.')}")
+            elif rid not in ranked_ids:  # shown, not ranked (unfinished, failed)
+                values[rid] = row.get(keys[0].column)
     if rules.keep_last is not None:
         group = GROUPS[rules.per]
         order = live.with_columns(pl.coalesce("created_at", "updated_at").alias("_when")).sort(
@@ -328,13 +349,7 @@ def plan_prune(index: Index, rules: KeepRules, now: datetime | None = None) -> P
             if rid not in matching:
                 reasons[rid].append("not matched by --where")
     if rules.older_than is not None:
-        cutoff = now - rules.older_than
-        for rid, row in rows.items():
-            when = _as_utc(row.get("updated_at")) or _as_utc(row.get("created_at"))
-            if when is None:
-                reasons[rid].append("age unknown")
-            elif when > cutoff:
-                reasons[rid].append(f"newer than {human_age(rules.older_than)}")
+        _older_than(rows, reasons, rules.older_than, guards, plan)
 
     for rid, row in rows.items():
         d = _decision(index, row, rules.per, infos)
@@ -343,18 +358,21 @@ def plan_prune(index: Index, rules: KeepRules, now: datetime | None = None) -> P
         d.remove = not d.reasons
         if d.remove:
             d.reasons = ["no keep rule keeps it"]
+            if row["status"] in FAILED and keys and rules.keep_top is not None and not rules.include_failed:
+                d.reasons = [f"{row['status']}: not ranked (--include-failed ranks it); no other rule keeps it"]
         else:
-            why = protection(row, index.root, now, rules.recent, look_at_files=False)
+            why = protection(row, guards)
             if why:
                 d.reasons.append(why)
         plan.decisions.append(d)
-    _finish(plan, index, rows, now, rules.recent)
+    _finish(plan, index, rows, guards, archive_dir)
     plan.decisions.sort(key=lambda d: (d.group, d.path))
     return plan
 
 
 def plan_selection(index: Index, refs: Sequence[str] = (), where: str | None = None,
-                   now: datetime | None = None, recent: timedelta = RECENT, kind: str = "archive") -> Plan:
+                   now: datetime | None = None, recent: Age = RECENT, kind: str = "archive",
+                   archive_dir: str | None = None) -> Plan:
     """Archive (or remove) the named models, or those matching ``where``, except the protected ones."""
     if not refs and where is None:
         raise UsageError("name the models (id, path or repo/line/name), or give --where EXPR")
@@ -385,7 +403,9 @@ def plan_selection(index: Index, refs: Sequence[str] = (), where: str | None = N
         plan.decisions.append(d)
     if skipped:
         plan.notes.append(f"{skipped} matching model(s) already deleted, trashed or archived are left out")
-    _finish(plan, index, rows, now, recent)
+    guards = Guards.gather(index, list(rows.values()), now, recent)
+    _recent_note(plan, guards)
+    _finish(plan, index, rows, guards, archive_dir if kind == "archive" else None)
     plan.decisions.sort(key=lambda d: (d.group, d.path))
     return plan
 
@@ -404,8 +424,10 @@ class RestoreItem:
 
 
 def plan_restore(index: Index, refs: Sequence[str] = (), everything: bool = False) -> list[RestoreItem]:
-    """The archived or trashed models to bring back: those named, or all of them. Runs deleted in an mlflow.db
-    (soft-deleted, by prune or by MLflow) count as trashed: restoring one makes it active again."""
+    """The archived or trashed models to bring back: those named, or all of them. Runs of an mlflow.db that
+    mlrepo soft-deleted count as trashed (restoring one makes it active again); runs the user deleted in MLflow are
+    never brought back."""
+    from mlrepo.commands.operations import removed_runs
     from mlrepo.repo_index import archived as ledger
 
     if not refs and not everything:
@@ -413,6 +435,17 @@ def plan_restore(index: Index, refs: Sequence[str] = (), everything: bool = Fals
     wanted_ids = {str(find_model(index, ref)["id"]) for ref in refs}
     frame = _frame(index)
     deleted_runs = [r for r in frame.filter(pl.col("status") == "deleted").iter_rows(named=True) if is_mlflow_run(r)]
+    mine: set[tuple[str, str]] = set()  # (store, run) that mlrepo deleted: restore brings back those only
+    for store in {str(r["_store"]) for r in deleted_runs}:
+        mine.update((store, run) for run in removed_runs.ours(
+            index.root, store, [str(r["_source_id"]) for r in deleted_runs if r["_store"] == store]))
+    if wanted_ids:
+        named_theirs = [r for r in deleted_runs if r["id"] in wanted_ids and (r["_store"], r["_source_id"]) not in mine]
+        if named_theirs:
+            r = named_theirs[0]
+            raise UsageError(f"{r['repo']}/{r['line'] or ''}/{r['name']} ({r['id']}) was deleted in MLflow, not by "
+                             "mlrepo; `mlflow runs restore` brings it back")
+    deleted_runs = [r for r in deleted_runs if (str(r["_store"]), str(r["_source_id"])) in mine]
     by_id = {r["id"]: r for r in index.df.filter(pl.col("status").is_in(["archived", "trashed"])).iter_rows(
         named=True)}
     by_id.update((r["id"], r) for r in deleted_runs)

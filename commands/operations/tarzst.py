@@ -7,7 +7,10 @@ writes >10x slower for a slightly worse ratio, xz ~45x slower for one point bett
 archive: ``tar --zstd -xf model.tar.zst`` (or ``zstd -d | tar x``) opens it without mlrepo.
 
 What is kept, byte for byte: names (undecodable ones too), contents, modes, mtimes to the nanosecond (a pax
-``mtime`` record), symlinks as links (never followed), hard links inside the model, empty folders, and owners (when restored by root).
+``mtime`` record), symlinks as links (never followed), hard links inside the model, empty folders, ``user.*``
+extended attributes (pax ``SCHILY.xattr.*`` records, as GNU tar writes them), the holes of sparse files (a pax
+``MLREPO.sparse`` record lists the data segments; the stream still holds the whole content, so other tools restore
+the same bytes, only without holes), and owners (when restored by root).
 Sockets and device files cannot be archived; such a model is refused.
 
 Writing hashes every file's content (sha256) as it is read; ``verify`` re-reads the archive from the disk and
@@ -32,8 +35,10 @@ from mlrepo.errors import FailedError
 SUFFIX = ".tar.zst"
 LEVEL = 3
 CHUNK = 1 << 20
-# per member: (type, mode, mtime_ns, size, sha256-or-linkname, uid, gid)
-Entry = tuple[str, int, int, int, str, int, int]
+# per member: (type, mode, mtime_ns, size, sha256-or-linkname, uid, gid, user.* xattrs)
+Entry = tuple[str, int, int, int, str, int, int, str]
+SPARSE = "MLREPO.sparse"  # a sparse file's data segments, "offset:length,...": restored with the same holes
+XATTR = "SCHILY.xattr."  # GNU tar's and bsdtar's pax keyword for extended attributes
 Listing = dict[str, Entry]
 BytesFn = Callable[[int], None]
 
@@ -77,6 +82,41 @@ def _kind(st_mode: int) -> str | None:
     if stat.S_ISFIFO(st_mode):
         return "p"
     return None
+
+
+def _xattrs(path: str) -> dict[str, str]:
+    """The ``user.*`` extended attributes of a file or folder (not followed through links), values as text
+    (undecodable bytes kept by surrogateescape, as tar's pax headers carry them)."""
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:  # a file system without xattrs
+        return {}
+    return {n: os.getxattr(path, n, follow_symlinks=False).decode("utf-8", "surrogateescape")
+            for n in sorted(names) if n.startswith("user.")}
+
+
+def _xattr_text(values: dict[str, str]) -> str:
+    return repr(sorted(values.items())) if values else ""
+
+
+def _segments(fd: int, size: int) -> list[tuple[int, int]] | None:
+    """The data segments of a file with holes (SEEK_DATA/SEEK_HOLE); None when it has none or they cannot be
+    asked for."""
+    segments, offset = [], 0
+    try:
+        while offset < size:
+            start = os.lseek(fd, offset, os.SEEK_DATA)
+            end = os.lseek(fd, start, os.SEEK_HOLE)
+            segments.append((start, min(end, size) - start))
+            offset = end
+    except OSError as exc:  # ENXIO: no data past offset
+        if getattr(exc, "errno", None) != 6:
+            return None
+    finally:
+        os.lseek(fd, 0, os.SEEK_SET)
+    if segments == [(0, size)]:
+        return None
+    return segments
 
 
 class _HashingReader:
@@ -134,7 +174,7 @@ def _stat_view(listing: Listing) -> dict[str, tuple]:
     """An archive listing reduced to what ``stat_listing`` sees (hard links are plain files there)."""
     files = {rel: e for rel, e in listing.items()}
     out = {}
-    for rel, (kind, mode, mtime, size, extra, _uid, _gid) in files.items():
+    for rel, (kind, mode, mtime, size, extra, _uid, _gid, _xa) in files.items():
         if kind == "h":
             target = files[extra]
             out[rel] = ("f", target[1], target[2], target[3], "")
@@ -165,30 +205,36 @@ def write_archive(folder: str, dest: str, on_bytes: BytesFn | None = None, level
                 if info is None:
                     raise ArchiveError(f"{arcname}: cannot be archived")
                 info.pax_headers = {"mtime": _exact_mtime(st.st_mtime_ns)}
+                attrs = _xattrs(path) if kind != "l" else {}
+                info.pax_headers.update((XATTR + k, v) for k, v in attrs.items())
+                xa = _xattr_text(attrs)
                 mode = stat.S_IMODE(st.st_mode)
                 if info.type == tarfile.LNKTYPE:  # a hard link to a file already in the archive
                     target = info.linkname[len(top) + 1:] if info.linkname.startswith(top + "/") else info.linkname
-                    listing[rel] = ("h", mode, st.st_mtime_ns, 0, target, st.st_uid, st.st_gid)
+                    listing[rel] = ("h", mode, st.st_mtime_ns, 0, target, st.st_uid, st.st_gid, xa)
                     tar.addfile(info)
                 elif kind == "f":
                     if info.size != st.st_size:
                         raise ArchiveError(f"{arcname} changed while being archived")
                     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
                     with os.fdopen(fd, "rb") as fh:
+                        holes = _segments(fd, st.st_size) if st.st_blocks * 512 < st.st_size else None
+                        if holes is not None:
+                            info.pax_headers[SPARSE] = ",".join(f"{o}:{n}" for o, n in holes)
                         reader = _HashingReader(fh, on_bytes)
                         tar.addfile(info, reader)
                     if reader.count != info.size:
                         raise ArchiveError(f"{arcname} changed while being archived")
                     content += reader.count
                     listing[rel] = ("f", mode, st.st_mtime_ns, reader.count, reader.hash.hexdigest(),
-                                    st.st_uid, st.st_gid)
+                                    st.st_uid, st.st_gid, xa)
                     if first_file:
                         first_file = False
                         fault("archive:partial")
                 else:
                     tar.addfile(info)
                     listing[rel] = (kind, mode, st.st_mtime_ns, 0, info.linkname if kind == "l" else "",
-                                    st.st_uid, st.st_gid)
+                                    st.st_uid, st.st_gid, xa)
         finally:
             tar.close()  # writes the end-of-archive blocks (also on error; the file is then discarded)
         writer.close()  # ends the zstd frame (its content checksum included); ``raw`` stays open
@@ -277,6 +323,52 @@ def _hash_member(tar: tarfile.TarFile, member: tarfile.TarInfo, on_bytes: BytesF
             on_bytes(len(data))
 
 
+def _member_xattrs(m: tarfile.TarInfo) -> dict[str, str]:
+    return {k[len(XATTR):]: v for k, v in m.pax_headers.items() if k.startswith(XATTR + "user.")}
+
+
+def _parse_segments(text: str | None, size: int) -> list[tuple[int, int]] | None:
+    if not text:
+        return None
+    try:
+        segments = [(int(o), int(n)) for o, n in (part.split(":") for part in text.split(",") if part)]
+    except ValueError:
+        raise ArchiveError(f"bad {SPARSE} record {text[:40]!r}") from None
+    end = 0
+    for offset, length in segments:
+        if offset < end or length < 0 or offset + length > size:
+            raise ArchiveError(f"bad {SPARSE} record {text[:40]!r}")
+        end = offset + length
+    return segments
+
+
+def _write_member(src, out, size: int, segments: list[tuple[int, int]] | None, on_bytes: BytesFn | None) -> None:
+    """Copy a member's content; with ``segments``, only the data segments are written, the rest left as holes
+    (the bytes there, read through, are the zeros of the original holes)."""
+    pos = 0
+    spans = segments if segments is not None else [(0, size)]
+    for offset, length in spans:
+        while pos < offset:  # a hole: read past it, write nothing
+            data = src.read(min(CHUNK, offset - pos))
+            if not data:
+                raise ArchiveError("member ended early")
+            pos += len(data)
+        out.seek(offset)
+        left = length
+        while left:
+            data = src.read(min(CHUNK, left))
+            if not data:
+                raise ArchiveError("member ended early")
+            out.write(data)
+            left -= len(data)
+            pos += len(data)
+            if on_bytes:
+                on_bytes(len(data))
+    while src.read(CHUNK):
+        pass
+    out.truncate(size)
+
+
 def read_listing(path: str, on_bytes: BytesFn | None = None) -> tuple[Listing, str, int]:
     """Every member of an archive as written (contents hashed); plus the archive's sha256 and size."""
     listing: Listing = {}
@@ -292,7 +384,8 @@ def read_listing(path: str, on_bytes: BytesFn | None = None) -> tuple[Listing, s
             extra = m.linkname
         elif kind == "h":
             extra = _relative(m.linkname, m.name.split("/", 1)[0])
-        listing[rel] = (kind, m.mode, _parse_mtime(m), m.size if kind == "f" else 0, extra, m.uid, m.gid)
+        listing[rel] = (kind, m.mode, _parse_mtime(m), m.size if kind == "f" else 0, extra, m.uid, m.gid,
+                        _xattr_text(_member_xattrs(m)))
 
     sha, size = _members(path, member)
     return listing, sha, size
@@ -351,13 +444,7 @@ def extract(path: str, staging: str, expected_sha: str | None = None, on_bytes: 
             with os.fdopen(fd, "wb") as out:
                 src = tar.extractfile(m)
                 assert src is not None
-                while True:
-                    data = src.read(CHUNK)
-                    if not data:
-                        break
-                    out.write(data)
-                    if on_bytes:
-                        on_bytes(len(data))
+                _write_member(src, out, m.size, _parse_segments(m.pax_headers.get(SPARSE), m.size), on_bytes)
                 out.flush()
                 os.fsync(out.fileno())
             if first[0]:
@@ -387,6 +474,8 @@ def extract(path: str, staging: str, expected_sha: str | None = None, on_bytes: 
         raise ArchiveError(f"{os.path.basename(path)} is empty")
     as_root = os.geteuid() == 0
     for dest, m, mtime in reversed(created):  # children before their folders: a folder's mtime is set last
+        for name, value in _member_xattrs(m).items() if not m.issym() else ():
+            os.setxattr(dest, name, value.encode("utf-8", "surrogateescape"), follow_symlinks=False)
         if as_root:
             os.chown(dest, m.uid, m.gid, follow_symlinks=False)
         if not m.issym():
@@ -396,3 +485,4 @@ def extract(path: str, staging: str, expected_sha: str | None = None, on_bytes: 
             fsync_dir(dest)
     fsync_dir(staging)
     return top_path[0]
+

@@ -84,6 +84,21 @@ def make_metric(name: str, points: list[tuple[int, int, float]]) -> Metric:
     return Metric(name=name, value=points[-1][2], history=[(s, v) for s, _t, v in thin(points)])
 
 
+def store_label(run_rel: str, exp_dir: str) -> str:
+    """Which file store a run belongs to: its ``mlruns`` folder relative to the root (``mlruns``,
+    ``proj/mlruns``), or that folder's name when the root is the store itself. Two stores' experiments of one name
+    (every project's ``Default``) are then never one group."""
+    parts = run_rel.replace(os.sep, "/").split("/")[:-2]  # drop <experiment>/<run>
+    if parts and parts[-1] == TRASH:
+        parts.pop()
+    if parts:
+        return "/".join(parts)
+    store = os.path.dirname(exp_dir)
+    if os.path.basename(store) == TRASH:
+        store = os.path.dirname(store)
+    return os.path.basename(store) or "mlruns"
+
+
 # -- the file store reader -----------------------------------------------------------------------------------------
 def _files_under(base: str, sub: str) -> list[str]:
     """Relative paths (``sub/key``) of the files under ``base/sub``, keys with ``/`` included; [] when absent."""
@@ -217,7 +232,8 @@ class MlflowFileReader:
         exp_dir = os.path.dirname(path)
         rec = ModelRecord(path=path, format=self.format, name=run_id)
         exp_name, exp_lifecycle, exp_error = self._experiment(exp_dir)
-        rec.repo = exp_name or os.path.basename(exp_dir) or None
+        rec.repo = store_label(place.rel, exp_dir)
+        rec.line = exp_name or os.path.basename(exp_dir) or None
         if exp_error:
             rec.add_error(exp_error)
 

@@ -158,6 +158,7 @@ class MlflowSqliteReader:
         db_dir = os.path.dirname(os.path.abspath(path))
         locator = _Locator(db_dir, os.path.abspath(root))
         records: list[tuple[ModelRecord, str | None, str]] = []
+        store = os.path.relpath(os.path.abspath(path), os.path.abspath(root)).replace(os.sep, "/")
         for row in runs:
             run_id, exp_id = row[0], row[7]
             if run_id is None:
@@ -167,6 +168,7 @@ class MlflowSqliteReader:
             try:
                 rec = self._run_record(row, experiments, tags.get(run_id, {}), params.get(run_id, {}),
                                        latest.get(run_id, {}), history.get(run_id, {}))
+                rec.repo = store  # the store, then its experiment: two stores' experiments are never one group
                 recorded = self._recorded_folder(row[6], experiments.get(str(exp_id), (None,) * 3)[2], run_id,
                                                  db_dir)
                 found = locator.first_pass(recorded) if recorded else None
@@ -186,7 +188,7 @@ class MlflowSqliteReader:
         run_id, name, status, start, end, stage, _artifact_uri, exp_id = row
         exp_name, exp_stage, _exp_loc = experiments.get(str(exp_id), (None, None, None))
         rec = ModelRecord(path="", format=self.format, source_id=str(run_id))
-        rec.repo = str(exp_name) if exp_name is not None else (str(exp_id) if exp_id is not None else None)
+        rec.line = str(exp_name) if exp_name is not None else (str(exp_id) if exp_id is not None else None)
         rec.name = str(name or run_tags.get(RUN_NAME_TAG) or run_id)
         rec.status = run_status(status, stage, deleted=str(exp_stage).lower() == "deleted")
         rec.tags = tag_list(run_tags)

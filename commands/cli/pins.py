@@ -1,0 +1,54 @@
+"""``mlrepo pin`` and ``mlrepo unpin``: protect models from prune and archive (mlrepo's own state, never the
+tracker's files)."""
+
+from __future__ import annotations
+
+import click
+from mlrepo.commands.cli.maintenance import err, split_root
+from mlrepo.errors import UsageError
+from mlrepo.repo_index import open_index
+from mlrepo.repo_index import pins as pinning
+from mlrepo.repo_index.index import find_model
+
+
+def _label(row: dict) -> str:
+    return "/".join(str(row[k]) for k in ("repo", "line", "name") if row.get(k))
+
+
+@click.command()
+@click.argument("args", nargs=-1, metavar="[ROOT] [MODEL]...")
+@click.option("--note", default="", metavar="TEXT", help="Why it is pinned (deployed, resumed from...).")
+def pin(args: tuple[str, ...], note: str) -> None:
+    """Pin models: prune and archive never remove them. Without MODEL, list the pins.
+
+    MODEL: id, path or repo/line/name. Pins live in ROOT's .mlrepo/pins.json and survive a rebuilt index."""
+    root, refs = split_root(args, False)
+    idx = open_index(root)
+    if not refs:
+        for p in sorted(pinning.load_pins(idx.root).values(), key=lambda p: p.path):
+            click.echo(f"{p.id}\t{p.path}\t{p.note}")
+        return
+    rows = [find_model(idx, ref) for ref in refs]
+    made = pinning.pin(idx.root, [(str(r["id"]), str(r["path"])) for r in rows], note)
+    for row, p in zip(rows, made, strict=True):
+        err.print(f"pinned {_label(row)} ({p.id})" + (f": {p.note}" if p.note else ""), markup=False)
+
+
+@click.command()
+@click.argument("args", nargs=-1, metavar="[ROOT] MODEL...")
+def unpin(args: tuple[str, ...]) -> None:
+    """Release pinned models (prune and archive may remove them again)."""
+    root, refs = split_root(args, False)
+    if not refs:
+        raise UsageError("name the models to unpin (id, path or repo/line/name)")
+    idx = open_index(root)
+    pins = pinning.load_pins(idx.root)
+    ids = []
+    for ref in refs:
+        if ref in pins:  # a pin whose model is gone from the index can still be released by its id
+            ids.append(ref)
+        else:
+            ids.append(str(find_model(idx, ref)["id"]))
+    gone = set(pinning.unpin(idx.root, ids))
+    for mid in ids:
+        err.print(f"unpinned {mid}" if mid in gone else f"{mid} was not pinned", markup=False)

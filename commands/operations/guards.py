@@ -1,0 +1,126 @@
+"""What keeps a model whatever the keep rules say: unfinished runs, pins, MLflow registered versions, the HF
+Trainer's best checkpoint, recent changes (within ``--recent``; a time in the future is said, never taken as
+recent), a path outside the root or behind a symlink. Gathered once per plan (pins, registries), asked per model."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from mlrepo.commands.operations.ages import Age, human_age, when_text
+from mlrepo.commands.operations.fingerprint import SKEW_NS, Footprint
+from mlrepo.commands.operations.paths import model_path_problem
+from mlrepo.repo_index.index import Index
+from mlrepo.repo_index.pins import Pin, load_pins
+from mlrepo.repo_index.readers.mlflow_registry import RegistryError, file_store_registered, sqlite_registered
+
+UNFINISHED = ("running", "scheduled")  # never removed, never ranked unless asked (--include-unfinished)
+
+
+def as_utc(value: object) -> datetime | None:
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def is_mlflow_run(row: dict) -> bool:
+    """A run recorded in an MLflow SQLite store: removed and restored through the store, never by its folder."""
+    return row.get("format") == "mlflow" and str(row.get("_store") or "").endswith("mlflow.db") and \
+        bool(row.get("_source_id"))
+
+
+@dataclass(slots=True)
+class Guards:
+    """What protects a model whatever the rules say, gathered once per plan."""
+
+    root: str
+    now: datetime
+    recent: Age
+    pins: dict[str, Pin]
+    registered: dict[tuple[str, str], list[str]]  # (store path, run id) -> registered versions
+    unreadable: dict[str, str]  # store path -> why its registry could not be read
+
+    @classmethod
+    def gather(cls, index: Index, rows: Sequence[dict], now: datetime, recent: Age) -> Guards:
+        guards = cls(index.root, now, recent, load_pins(index.root), {}, {})
+        for store in sorted({s for s in (_mlflow_store(index.root, r) for r in rows) if s}):
+            try:
+                found = sqlite_registered(store) if store.endswith(".db") else file_store_registered(store)
+            except RegistryError as exc:
+                guards.unreadable[store] = str(exc)
+                continue
+            guards.registered.update(((store, run), v) for run, v in found.items())
+        return guards
+
+    def recent_cutoff(self) -> datetime | None:
+        return None if self.recent.zero else self.recent.before(self.now)
+
+    def is_recent(self, when: datetime | None) -> bool:
+        cutoff = self.recent_cutoff()
+        return cutoff is not None and when is not None and cutoff < when <= self.now + _SKEW
+
+    def future(self, when: datetime | None) -> bool:
+        return when is not None and when > self.now + _SKEW
+
+
+_SKEW = timedelta(seconds=SKEW_NS / 1e9)
+
+
+def _mlflow_store(root: str, row: dict) -> str | None:
+    """The MLflow store (an mlflow.db, or an mlruns folder) that records this run; None for other formats."""
+    if row.get("format") != "mlflow":
+        return None
+    if row.get("_store"):
+        return os.path.join(root, str(row["_store"]))
+    exp = os.path.dirname(str(row.get("path") or ""))
+    store = os.path.dirname(exp)
+    return os.path.dirname(store) if os.path.basename(store) == ".trash" else store
+
+
+def _run_id(row: dict) -> str:
+    return str(row.get("_source_id") or os.path.basename(str(row.get("path") or "")))
+
+
+def protection(row: dict, guards: Guards, fp: Footprint | None = None) -> str | None:
+    """Why this model must stay, whatever the rules say (None when it may go). ``fp``: its folder as just seen."""
+    status = str(row.get("status") or "")
+    if status in UNFINISHED:
+        return f"{status}: not finished (always kept; never counted toward --keep-top)"
+    pin = guards.pins.get(str(row["id"]))
+    if pin is not None:
+        return "pinned" + (f": {pin.note}" if pin.note else "") + " (mlrepo unpin releases it)"
+    store = _mlflow_store(guards.root, row)
+    if store:
+        if store in guards.unreadable:
+            return f"the MLflow registry could not be read ({guards.unreadable[store]})"
+        versions = guards.registered.get((store, _run_id(row)))
+        if versions:
+            return f"registered in MLflow as {'; '.join(versions)}"
+    if row.get("format") == "hf-trainer" and "best" in (row.get("tags") or []):
+        return "the HF Trainer's best_model_checkpoint"
+    changed = as_utc(row.get("updated_at"))
+    if row.get("_store") and not is_mlflow_run(row):
+        return f"lives in the store {row['_store']}; remove it with the tool that wrote it"
+    if not row.get("_store"):
+        problem = model_path_problem(str(row.get("path") or ""), guards.root)
+        if problem:
+            return problem
+    if guards.is_recent(changed):
+        return f"changed {human_age(guards.now - changed)} ago (maybe still being written; --recent overrides)"  # type: ignore[operator]
+    if fp is not None and fp.newest_ns:
+        when = datetime.fromtimestamp(fp.newest_ns / 1e9, timezone.utc)
+        if guards.is_recent(when):
+            return f"files changed {human_age(guards.now - when)} ago (maybe still being written; --recent " \
+                   "overrides)"
+    return None
+
+
+def future_note(row: dict, guards: Guards, fp: Footprint | None) -> str | None:
+    """A time in the future is not "recent": it is said, never taken as a reason to keep."""
+    updated = as_utc(row.get("updated_at"))
+    times = [updated] if updated is not None and guards.future(updated) else []
+    if fp is not None and fp.future_ns:
+        times.append(datetime.fromtimestamp(fp.future_ns / 1e9, timezone.utc))
+    return f"dated in the future ({when_text(max(times))}; not taken as recent)" if times else None

@@ -1,0 +1,93 @@
+"""Which runs of an ``mlflow.db`` mlrepo itself soft-deleted, so that ``restore --all`` brings back those and never
+a run the user deleted in MLflow.
+
+``removed-runs.json`` in the root's state folder lists (store, run id, the ``deleted_time`` mlrepo wrote). A run
+counts as mlrepo's while the store still says it is deleted at that very time: a run the user restored in MLflow
+and deleted again is the user's.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import asdict, dataclass
+
+import orjson
+from mlrepo.errors import FailedError
+from mlrepo.repo_index.cache import atomic_write, state_dir
+from mlrepo.repo_index.readers.mlflow_registry import uri_path
+
+FILE = "removed-runs.json"
+VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RemovedRun:
+    store: str  # the mlflow.db, relative to the root
+    run: str
+    deleted_time: int  # milliseconds, as written to runs.deleted_time
+
+
+def _path(root: str) -> str:
+    return os.path.join(state_dir(root), FILE)
+
+
+def load(root: str) -> dict[tuple[str, str], RemovedRun]:
+    try:
+        with open(_path(root), "rb") as fh:
+            data = orjson.loads(fh.read())
+    except FileNotFoundError:
+        return {}
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise FailedError(f"{_path(root)}: cannot read which runs mlrepo deleted ({exc})") from None
+    out = {}
+    for item in data.get("runs", []) if isinstance(data, dict) else []:
+        if isinstance(item, dict) and isinstance(item.get("store"), str) and isinstance(item.get("run"), str) \
+                and isinstance(item.get("deleted_time"), int):
+            run = RemovedRun(item["store"], item["run"], item["deleted_time"])
+            out[(run.store, run.run)] = run
+    return out
+
+
+def _save(root: str, runs: dict[tuple[str, str], RemovedRun]) -> None:
+    os.makedirs(state_dir(root), exist_ok=True)
+    data = orjson.dumps({"version": VERSION, "runs": [asdict(r) for _k, r in sorted(runs.items())]},
+                        option=orjson.OPT_INDENT_2)
+    atomic_write(_path(root), lambda fh: fh.write(data + b"\n"), durable=True)
+
+
+def record(root: str, store: str, run: str, deleted_time: int) -> None:
+    runs = load(root)
+    runs[(store, run)] = RemovedRun(store, run, deleted_time)
+    _save(root, runs)
+
+
+def forget(root: str, store: str, run: str) -> None:
+    runs = load(root)
+    if runs.pop((store, run), None) is not None:
+        _save(root, runs)
+
+
+def ours(root: str, store: str, run_ids: list[str]) -> set[str]:
+    """The runs among ``run_ids`` of ``store`` that are deleted because mlrepo deleted them."""
+    mine = {r.run: r.deleted_time for (s, _run), r in load(root).items() if s == store}
+    wanted = [r for r in run_ids if r in mine]
+    if not wanted:
+        return set()
+    try:
+        con = sqlite3.connect(f"file:{uri_path(os.path.abspath(os.path.join(root, store)))}?mode=ro", uri=True,
+                              timeout=1.5)
+    except sqlite3.Error:
+        return set()
+    try:
+        cols = {row[1] for row in con.execute('PRAGMA table_info("runs")')}
+        time_col = '"deleted_time"' if "deleted_time" in cols else "NULL"
+        marks = ",".join("?" * len(wanted))
+        rows = con.execute(f'SELECT run_uuid, lifecycle_stage, {time_col} FROM runs WHERE run_uuid IN ({marks})',
+                           wanted).fetchall()
+    except sqlite3.Error:
+        return set()
+    finally:
+        con.close()
+    return {str(run) for run, stage, when in rows
+            if str(stage) == "deleted" and (when is None or int(when) == mine[str(run)])}
