@@ -58,7 +58,8 @@ from dataclasses import dataclass, field
 
 import polars as pl
 from mlrepo.repo_index.archived import LEDGER, with_archived
-from mlrepo.repo_index.cache import STATE_DIR, Cache
+from mlrepo.repo_index.cache import Cache
+from mlrepo.repo_index.state import STATE_DIR
 from mlrepo.repo_index.index import Index, RootError, _drop_empty, apply_changes, open_index
 from mlrepo.repo_index.readers import Place, Reader, StoreReader, default_readers, default_store_readers
 from mlrepo.repo_index.rows import _clean_text, split_paths

@@ -11,6 +11,7 @@ import polars as pl
 from mlrepo.commands.cli import output
 from mlrepo.errors import ExitStatus, FailedError, MlrepoError, UsageError
 from mlrepo.repo_index import Index, open_index
+from mlrepo.repo_index.cache import cache_dir
 from mlrepo.repo_index.columns import resolve_column
 from mlrepo.repo_index.filtering import where
 from mlrepo.repo_index.index import find_model
@@ -162,11 +163,11 @@ def best(root: str, metrics: tuple[str, ...], modes: tuple[str, ...], per: str |
 
 
 def _indexed_root_of(path: str, stop: str | None = None) -> str | None:
-    """The nearest folder above ``path`` that mlrepo has indexed (it holds ``.mlrepo/index.json``), looking no
+    """The nearest folder above ``path`` that mlrepo has indexed (its cache holds an ``index.json``), looking no
     higher than ``stop``."""
     parent = os.path.dirname(path)
     while parent != path:
-        if os.path.isfile(os.path.join(parent, ".mlrepo", "index.json")):
+        if os.path.isfile(os.path.join(cache_dir(parent), "index.json")):
             return parent
         if parent == stop:
             return None
