@@ -26,19 +26,20 @@ from mlrepo.commands.operations.plan import (
     plan_selection,
 )
 from mlrepo.commands.views.plan import groups_table, plan_table, restore_table
+from mlrepo.commands.views.text import visible
 from mlrepo.errors import FailedError, RefusedError, UsageError
 from mlrepo.repo_index import open_index
 from mlrepo.repo_index.units import human_size
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)  # messages hold names from disk
 
 
 def _recover(root: str) -> None:
     messages = operations.recover_pending(root)
     for line in messages:
-        err.print(f"recovered: {line}", markup=False)
+        err.print(visible(f"recovered: {line}"), markup=False)
 
 
 def split_root(args: Sequence[str], selecting: bool) -> tuple[str, list[str]]:
@@ -91,7 +92,7 @@ def _show_plan(plan: Plan, fmt: str, where_to: str) -> None:
         return
     console = stdout_console()
     for note in plan.notes:
-        err.print(note, style="dim", markup=False)
+        err.print(visible(note), style="dim", markup=False)
     console.print(plan_table(plan))
     if plan.kind == "prune":
         console.print()
@@ -113,9 +114,9 @@ def _report(report: operations.Report, verb: str) -> None:
     for o in report.outcomes:
         if o.ok:
             where = f" -> {o.where}" if o.where and o.action != "restored" else ""
-            err.print(f"{o.action} {o.label or o.path}{where}", markup=False)
+            err.print(visible(f"{o.action} {o.label or o.path}{where}"), markup=False)
         else:
-            err.print(f"not {verb}: {o.label or o.path}: {o.message}", markup=False, style="yellow")
+            err.print(visible(f"not {verb}: {o.label or o.path}: {o.message}"), markup=False, style="yellow")
     done = len(report.succeeded)
     freed = f", freed {human_size(report.bytes_freed)}" if report.bytes_freed > 0 else ""
     err.print(f"{verb} {done} of {len(report.outcomes)} models{freed}", markup=False)
@@ -137,7 +138,7 @@ def _execute(root: str, plan: Plan, how: str, archive_dir: str | None, yes: bool
                                                    "delete": "deleting"}[how],
                                 lambda cb: operations.remove_models(root, plan.decisions, how, archive_dir, cb))
     for line in report.recovered:
-        err.print(f"recovered: {line}", markup=False)
+        err.print(visible(f"recovered: {line}"), markup=False)
     _report(report, {"trash": "trashed", "archive": "archived", "delete": "deleted"}[how])
 
 
@@ -259,7 +260,7 @@ def restore(args: tuple[str, ...], everything: bool, dry_run: bool, yes: bool, f
     report = _run_with_progress(sum(i.size_bytes for i in ready), "restoring",
                                 lambda cb: operations.restore_models(idx.root, ready, cb))
     for line in report.recovered:
-        err.print(f"recovered: {line}", markup=False)
+        err.print(visible(f"recovered: {line}"), markup=False)
     _report(report, "restored")
     if len(ready) < len(items):
         raise FailedError(f"{len(items) - len(ready)} model(s) could not be restored; see the table")
