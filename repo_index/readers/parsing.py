@@ -95,6 +95,10 @@ def parse_json(path: str, data: bytes) -> object:
     text = _decode(path, data)
     try:  # the standard parser also takes NaN/Infinity, which Python's json.dump writes
         value = json.loads(text)
+    except ValueError as exc:
+        if not isinstance(exc, json.JSONDecodeError):  # Python's int limit: thousands of digits
+            raise MetaError(f"{os.path.basename(path)}: a number with too many digits") from None
+        raise
     except RecursionError:
         raise MetaError(f"{os.path.basename(path)}: nested too deeply (more than {MAX_DEPTH} levels)") from None
     except json.JSONDecodeError as exc:
@@ -182,7 +186,7 @@ def flatten(value: object, prefix: str = "", out: dict[str, object] | None = Non
     out = {} if out is None else out
     if isinstance(value, dict):
         if depth > MAX_DEPTH:
-            raise MetaError(f"{prefix}: nested too deeply (more than {MAX_DEPTH} levels)")
+            raise MetaError(f"a mapping nested too deeply (more than {MAX_DEPTH} levels)")
         for key, sub in value.items():
             flatten(sub, f"{prefix}.{key}" if prefix else str(key), out, depth + 1)
     elif prefix:
