@@ -21,7 +21,11 @@ class Lock:
 
     def __enter__(self) -> "Lock":
         self.path = os.path.join(checked_dir(self.root), "lock")
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+        except OSError as exc:  # ELOOP: a symlink planted in its place
+            raise StateError(f"{self.path} cannot be used as mlrepo's lock ({exc.strerror}); "
+                             "it must be a regular file (remove it)") from None
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             raise StateError(f"{self.path} is not a regular file; mlrepo's lock must be one (remove it)")

@@ -194,7 +194,10 @@ def journal_record(record: dict, root: str) -> None:
         if record.get("top") is not None and os.path.dirname(need("top")) != staging:
             raise Untrusted(f"field 'top' ({record.get('top')}) is not in its staging folder")
     elif op == "restore-trash":
-        trash_entry({"trash_files": record.get("files"), "trash_info": record.get("info")}, root)
+        try:
+            trash_entry({"trash_files": record.get("files"), "trash_info": record.get("info")}, root)
+        except Untrusted as exc:  # said with this record's own field names
+            raise Untrusted(str(exc).replace("'trash_files'", "'files'").replace("'trash_info'", "'info'")) from None
         ledger_file(need("ledger"), root)
     elif op == "mlflow-stage":
         db = need("db")
