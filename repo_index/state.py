@@ -7,6 +7,8 @@
   to the store, ``<parent>/.mlrepo/stores/<store name>/`` (the same file system, so moves stay atomic renames; it
   travels with the project that holds the store); when the parent cannot be written, into the user data folder,
   ``<user data dir>/mlrepo/roots/<name>-<hash of the root's real path>/``.
+- A root that is one experiment folder of a file store (``mlruns/1/``): its parent is the store, so the user data
+  folder.
 - An older ``<root>/.mlrepo/`` inside a file store is moved to the new place on first use (``migrate``), the paths
   its ledger and journal recorded rewritten; its index cache is dropped (the cache lives in the user cache folder).
 
@@ -80,6 +82,8 @@ def _user_data(root: str) -> str:
 def state_dir(root: str) -> str:
     """Where mlrepo keeps its state for ``root`` (see the module's docstring). Pure: creates nothing."""
     local = os.path.join(root, STATE_DIR)
+    if _is_experiment(root):  # an experiment folder of a file store: its parent is the store, so not beside it
+        return _user_data(root)
     if not is_mlflow_file_store(root):
         return local
     beside, data = _beside(root), _user_data(root)

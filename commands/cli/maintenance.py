@@ -163,7 +163,8 @@ plan_format_opt = click.option("--format", "fmt", type=click.Choice(["table", "j
 @click.option("--older-than", metavar="AGE", help="Only models older than AGE may go (30d, 12h, 2w, 90m).")
 @click.option("--where", "where_expr", metavar="EXPR", help="Only models matching EXPR may go.")
 @click.option("--archive", "archive_to", is_flag=False, flag_value="", default=None, metavar="[DIR]",
-              help="Archive instead of trashing (into DIR; default <root>/.mlrepo/archive).")
+              help="Archive instead of trashing (into DIR; default: archive/ in mlrepo's state folder, see the "
+                   "README).")
 @click.option("--delete", is_flag=True, help="Delete permanently instead of trashing (needs --yes).")
 @dry_run_opt
 @yes_opt
@@ -197,7 +198,8 @@ def prune(root: str, keep_top: int | None, metrics: tuple[str, ...], modes: tupl
 @click.argument("args", nargs=-1, metavar="[ROOT] [MODEL]...")
 @click.option("--where", "where_expr", metavar="EXPR", help="Archive the models matching EXPR.")
 @click.option("--to", "archive_to", type=click.Path(file_okay=False), metavar="DIR",
-              help="Where the archives go (default <root>/.mlrepo/archive), e.g. another disk.")
+              help="Where the archives go (default: archive/ in mlrepo's state folder, see the README), e.g. "
+                   "another disk.")
 @dry_run_opt
 @yes_opt
 @plan_format_opt

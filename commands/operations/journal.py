@@ -42,7 +42,7 @@ def leftovers(root: str) -> list[str]:
     """Half-written journal or ledger files (``.tmp-*``) of a run killed while writing one."""
     from mlrepo.repo_index.archived import LEDGER
 
-    out = []
+    out: list[str] = []
     for folder in (real_state(root, JOURNAL), real_state(root, LEDGER)):
         if folder is None:
             continue

@@ -155,7 +155,7 @@ def ledger_entry(entry: dict, root: str) -> None:
         trash_entry(entry, root)
         info = os.path.normpath(str(entry["trash_info"]))
         if os.path.lexists(info):
-            origin = trash.original_path(info, entry.get("trash_topdir"))  # type: ignore[arg-type]
+            origin = trash.original_path(info, entry.get("trash_topdir"))
             if origin != os.path.normpath(str(entry["path"])):
                 raise Untrusted(f"the trash entry {info} came from {origin}, not from {entry['path']}")
     elif entry.get("kind") == "archive":
