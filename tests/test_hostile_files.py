@@ -219,3 +219,33 @@ def test_markup_in_a_metric_name_does_not_sink_ls(tmp_path):
     proc, _ = _run("ls", root)
     assert proc.returncode == 0, proc.stderr
     assert b"x[/nothing]" in proc.stdout
+
+
+async def test_the_tui_shows_a_hostile_root_as_text(root):
+    """The TUI on the same root: every model listed, no raw control byte on screen, markup shown as itself."""
+    from mlrepo.tui.app import MlrepoApp
+    from mlrepo.tui.history import HistoryScreen
+
+    normal, bad = hostile_root(root)
+    app = MlrepoApp(str(root))
+    async with app.run_test(size=(200, 60)) as pilot:
+        for _ in range(200):  # wait for the index (a state, not a time)
+            await pilot.pause(0.05)
+            if app.checked and not str(app.query_one("#status").render()).startswith("indexing"):
+                break
+        status = str(app.query_one("#status").render())
+        assert status.startswith(f"{len(app.index.df)} models"), status
+        shown = set(app.frame["id"].to_list())
+        assert {r["id"] for r in app.index.df.iter_rows(named=True) if r["path"] in normal} <= shown
+        screen = app.export_screenshot()
+        hit = RAW.search(screen.encode())
+        assert hit is None, screen[max(0, hit.start() - 60):hit.end() + 60]
+        assert "[red on red]hidden" in screen.replace("&#160;", " ")  # markup shown as text, not applied
+        await pilot.press("h")
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if isinstance(app.screen, HistoryScreen):
+                break
+        assert isinstance(app.screen, HistoryScreen)
+        hit = RAW.search(app.export_screenshot().encode())
+        assert hit is None

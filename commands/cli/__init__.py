@@ -354,7 +354,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.close()  # the reader went away (| head): not an error
         code = 0
     except Exception as exc:  # the promise: a message, not a traceback
-        err.print(visible(f"mlrepo: error: {in_words(exc)}"), markup=False)
+        err.print(visible(f"mlrepo: error: {_one_line(str(exc)) if str(exc) else in_words(exc)}"), markup=False)
         code = ExitStatus.FAILED
     except BaseException as exc:  # pyo3 panics (polars) are BaseExceptions; exits and interrupts pass
         if isinstance(exc, (SystemExit, GeneratorExit)):
