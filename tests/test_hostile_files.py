@@ -249,3 +249,42 @@ async def test_the_tui_shows_a_hostile_root_as_text(root):
         assert isinstance(app.screen, HistoryScreen)
         hit = RAW.search(app.export_screenshot().encode())
         assert hit is None
+
+
+@pytest.mark.parametrize(("expr", "said"), [
+    ("tags = 'best'", "tags is a list; to test for one of its values write tags contains 'x'"),
+    ("tags > 1", "tags is a list"),
+    ("metrics.f1 > 'abc'", "compares a text value with a number"),
+    ("name + 1 > 2", "arithmetic on a text value"),
+    ("lower(metrics.f1) = 'x'", "metrics.f1 holds numbers, but the function wants text"),
+    ("created_at > 'someday'", "a date that cannot be read"),
+])
+def test_where_errors_say_what_is_wrong_in_the_languages_terms(tmp_path, expr, said):
+    from mlrepo.errors import UsageError
+    from mlrepo.repo_index.filtering import where
+
+    _cascade(tmp_path / "r" / "line" / "00000")
+    idx = mlrepo.open_index(tmp_path / "r")
+    with pytest.raises(UsageError) as caught:
+        where(idx.df, expr, idx.metrics)
+    assert said in str(caught.value)
+    assert "cannot cast" not in str(caught.value) and not CLASS_NAME.search(str(caught.value))
+
+
+def test_a_null_metric_name_in_an_mlflow_store_is_reported(copy_fixture):
+    """A metric row without a name (an empty key: a damaged or hand-edited store) is reported on its run."""
+    import sqlite3
+
+    from conftest import FIXTURES
+
+    store = copy_fixture(FIXTURES / "mlflow_sqlite", "store")
+    con = sqlite3.connect(store / "mlflow.db")
+    run = con.execute("SELECT run_uuid FROM runs WHERE name = 'lr-small'").fetchone()[0]
+    con.execute("CREATE TEMP TABLE t AS SELECT * FROM latest_metrics WHERE run_uuid = ? LIMIT 1", (run,))
+    con.execute("UPDATE t SET key = ''")  # the schema says NOT NULL: an empty key is the nameless one it allows
+    con.execute("INSERT INTO latest_metrics SELECT * FROM t")
+    con.commit()
+    con.close()
+    idx = mlrepo.open_index(store, use_cache=False)
+    row = idx.df.filter(idx.df["name"] == "lr-small").row(0, named=True)
+    assert row["error"] and "no name" in row["error"]

@@ -27,7 +27,7 @@ from mlrepo.repo_index.readers.mlflow_file import (
 from mlrepo.repo_index.records import Metric, ModelRecord
 
 BUSY_TIMEOUT = 1.5  # seconds to wait for a writer's lock before reporting the store as locked
-NAMELESS = "\x00nameless"  # stands for metric rows with a NULL key: no real key holds a NUL byte
+NAMELESS = "\x00nameless"  # stands for metric rows with an empty or NULL key: no real key holds a NUL byte
 HISTORY_ROWS = 200_000  # metric histories are loaded when the metrics table is at most this long
 MAX_SUFFIX = 8  # path components tried when looking for a moved artifact folder next to the database
 
@@ -197,7 +197,7 @@ class MlflowSqliteReader:
         last_ts = 0
         for key in sorted(points):
             if key == NAMELESS:
-                rec.add_error("a metric of this run has no name (a NULL key in the store); it is not shown")
+                rec.add_error("a metric of this run has no name (an empty or NULL key in the store); it is not shown")
                 continue
             _step, ts, value = points[key]
             last_ts = max(last_ts, ts)
@@ -235,9 +235,9 @@ class MlflowSqliteReader:
         latest: dict[str, dict[str, tuple[int, int, float]]] = {}
         for run_id, key, value, ts, step, is_nan in _select(
                 con, "latest_metrics", cols, ("run_uuid", "key", "value", "timestamp", "step", "is_nan")):
-            if run_id is not None and key is None:  # reported on the run (see _read), never dropped silently
+            if run_id is not None and (key is None or key == ""):  # reported on the run, never dropped silently
                 latest.setdefault(run_id, {})[NAMELESS] = (0, 0, math.nan)
-            if run_id is None or key is None:
+            if run_id is None or key is None or key == "":
                 continue
             latest.setdefault(run_id, {})[str(key)] = (_int(step), _int(ts), _value(value, is_nan))
 
@@ -256,9 +256,9 @@ class MlflowSqliteReader:
             f'"{c}"' if c in cols["metrics"] else "NULL"
             for c in ("run_uuid", "key", "value", "timestamp", "step", "is_nan"))))
         for run_id, key, value, ts, step, is_nan in cursor:
-            if run_id is not None and key is None:
+            if run_id is not None and (key is None or key == ""):
                 best[(run_id, NAMELESS)] = (0, 0, math.nan)
-            if run_id is None or key is None:
+            if run_id is None or key is None or key == "":
                 continue
             point = (_int(step), _int(ts), _value(value, is_nan))
             if keep_history:
