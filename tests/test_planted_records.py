@@ -2,8 +2,8 @@
 mlrepo move, write or delete anything outside ROOT.
 
 Every path field of every journal record kind (in each phase its recovery distinguishes) and of every ledger entry
-kind is pointed outside ROOT three ways (an absolute path, a path through a symlink inside ROOT that leads out, a
-``..`` path); state folders are replaced by symlinks that lead out. A canary tree outside ROOT (and the user's own
+kind is pointed outside ROOT four ways (an absolute path, a path through a symlink inside ROOT that leads out, a
+``..`` path, a ``link/..`` path that stays in ROOT on paper only); state folders are replaced by symlinks that lead out. A canary tree outside ROOT (and the user's own
 trash) must list and hash the same afterwards, and each planted record must be refused and set aside.
 """
 
@@ -28,7 +28,7 @@ FIELD_KIND = {
 }
 OUTSIDE = {"folder": "victim", "archive": "victim.tar.zst", "json": "victim.json", "db": "mlflow.db",
            "trashed": "Trash/files/victim", "info": "Trash/info/victim.trashinfo", "trash": "Trash"}
-VARIANTS = ("absolute", "through-symlink", "dotdot")
+VARIANTS = ("absolute", "through-symlink", "dotdot", "symlink-dotdot")
 
 
 class World:
@@ -82,6 +82,8 @@ class World:
             return str(self.canary / name)
         if variant == "through-symlink":
             return str(self.root / "escape" / name)
+        if variant == "symlink-dotdot":  # lexically inside ROOT; the kernel resolves escape -> canary, then ..
+            return str(self.root / "escape" / ".." / "line" / name)
         return str(self.root / ".." / "canary" / name)
 
     # what mlrepo itself would write: every path where its step puts it

@@ -34,7 +34,9 @@ class Untrusted(ValueError):
 def _abs(value: object, field: str) -> str:
     if not isinstance(value, str) or not value or "\x00" in value or not os.path.isabs(value):
         raise Untrusted(f"field {field!r} is not an absolute path")
-    return os.path.normpath(value)
+    if os.path.normpath(value) != value:  # "a/link/../b": the kernel resolves the link first, a lexical check not
+        raise Untrusted(f"field {field!r} ({value}) is not a plain path (it holds '..', '.' or '//')")
+    return value
 
 
 def inside_root(path: str, root: str) -> bool:
@@ -167,6 +169,13 @@ def ledger_entry(entry: dict, root: str) -> None:
 def journal_record(record: dict, root: str) -> None:
     """Raise Untrusted unless every path field of a journal record (by its ``op``) is where that step puts it."""
     op = record.get("op")
+    if op == "mlflow-stage":  # one UPDATE in the store's database: the run's folder is not acted on
+        db = _abs(record.get("db"), "db")
+        if not inside_root(db, root) or not os.path.isfile(db) or os.path.islink(db):
+            raise Untrusted(f"field 'db' ({db}) is not a store file inside {root}")
+        if record.get("stage") not in STAGES or not isinstance(record.get("run"), str):
+            raise Untrusted("fields 'stage'/'run' are not a run and a lifecycle stage")
+        return
     path = model_folder(_abs(record.get("path"), "path"), root)
 
     def need(field: str) -> str:
@@ -199,12 +208,6 @@ def journal_record(record: dict, root: str) -> None:
         except Untrusted as exc:  # said with this record's own field names
             raise Untrusted(str(exc).replace("'trash_files'", "'files'").replace("'trash_info'", "'info'")) from None
         ledger_file(need("ledger"), root)
-    elif op == "mlflow-stage":
-        db = need("db")
-        if not inside_root(db, root) or not os.path.isfile(db) or os.path.islink(db):
-            raise Untrusted(f"field 'db' ({db}) is not a store file inside {root}")
-        if record.get("stage") not in STAGES or not isinstance(record.get("run"), str):
-            raise Untrusted("fields 'stage'/'run' are not a run and a lifecycle stage")
     else:
         raise Untrusted(f"unknown step {op!r}")
 
