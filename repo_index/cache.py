@@ -21,7 +21,10 @@ import polars as pl
 from mlrepo.repo_index.readers.parsing import open_regular, read_bytes
 from mlrepo.repo_index.rows import MetricInfo, split_paths
 from mlrepo.repo_index.scanner import Previous
+from mlrepo.repo_index.state import STATE_DIR, state_dir  # where the state lives is state.py's; kept importable here
 from mlrepo.repo_index.table import HIDDEN_SCHEMA
+
+__all__ = ["CACHE_ENV", "STATE_DIR", "Cache", "atomic_write", "cache_dir", "state_dir"]
 
 CACHE_VERSION = 3
 CACHE_ENV = "MLREPO_CACHE_DIR"
