@@ -45,3 +45,25 @@ class Busy(FailedError):
 
 class ReadError(MlrepoError):
     """A file on disk could not be read as what it claims to be (kept inside readers: the model gets an error)."""
+
+
+def in_words(exc: BaseException) -> str:
+    """An unexpected exception (from a library, on hostile input) said in the user's words: what is wrong with
+    the data, never a Python class name."""
+    if isinstance(exc, MlrepoError):
+        return str(exc)
+    if isinstance(exc, RecursionError):
+        return "nested too deeply to read"
+    if isinstance(exc, OverflowError):
+        return "holds a number too large to represent"
+    if isinstance(exc, MemoryError):
+        return "too large to read into memory"
+    if isinstance(exc, UnicodeError):
+        return "not valid UTF-8 text"
+    if isinstance(exc, OSError):
+        return f"cannot be read ({exc.strerror})" if exc.strerror else "cannot be read"
+    if isinstance(exc, KeyError):
+        return f"lacks the field {exc.args[0]!r}" if exc.args else "lacks a required field"
+    if isinstance(exc, (ValueError, TypeError)) and str(exc):
+        return f"holds a value of the wrong kind ({str(exc).splitlines()[0][:200]})"
+    return "could not be read (unexpected content)"

@@ -19,16 +19,21 @@ from datetime import datetime, timezone
 
 import orjson
 import polars as pl
-from mlrepo.repo_index.cache import atomic_write, state_dir
+from mlrepo.errors import MlrepoError
+from mlrepo.repo_index.cache import atomic_write
+from mlrepo.repo_index.readers.parsing import read_bytes
 from mlrepo.repo_index.rows import MetricInfo, merge_info, model_id
+from mlrepo.repo_index.state import checked_dir, real_state, state_dir
 from mlrepo.repo_index.table import BASE_SCHEMA, HIDDEN_SCHEMA
 
 LEDGER = "ledger"
 VERSION = 1
+MAX_ENTRY_BYTES = 16 * 1024 * 1024
 KINDS = {"archive": "archived", "trash": "trashed"}
 
 
 def ledger_dir(root: str) -> str:
+    """The ledger folder (for naming entries; ``write_entry`` creates it as a real folder)."""
     return os.path.join(state_dir(root), LEDGER)
 
 
@@ -42,8 +47,7 @@ def _fsync_dir(path: str) -> None:
 
 def write_entry(root: str, name: str, entry: dict[str, object]) -> str:
     """Write ledger entry ``name`` atomically and durably (temp file, fsync, rename, fsync the folder)."""
-    folder = ledger_dir(root)
-    os.makedirs(folder, exist_ok=True)
+    folder = checked_dir(root, LEDGER)
     path = os.path.join(folder, name + ".json")
     data = orjson.dumps({"version": VERSION, **entry}, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
     atomic_write(path, lambda fh: fh.write(data), durable=True)
@@ -62,9 +66,8 @@ def remove_entry(path: str) -> None:
 def read_entry(path: str) -> dict | None:
     """One ledger entry, or None when it cannot be read or is not one."""
     try:
-        with open(path, "rb") as fh:
-            entry = orjson.loads(fh.read())
-    except (OSError, orjson.JSONDecodeError):
+        entry = orjson.loads(read_bytes(path, MAX_ENTRY_BYTES))  # a regular file, never a FIFO
+    except (MlrepoError, orjson.JSONDecodeError):
         return None
     if isinstance(entry, dict) and entry.get("kind") in KINDS and isinstance(entry.get("row"), dict):
         return entry
@@ -73,7 +76,9 @@ def read_entry(path: str) -> dict | None:
 
 def read_entries(root: str) -> Iterator[tuple[str, dict]]:
     """(path, entry) for every readable ledger entry under ``root``, in name order."""
-    folder = ledger_dir(root)
+    folder = real_state(root, LEDGER)  # a symlinked state folder is never read as mlrepo's
+    if folder is None:
+        return
     try:
         names = sorted(n for n in os.listdir(folder) if n.endswith(".json") and not n.startswith("."))
     except OSError:

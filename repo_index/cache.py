@@ -1,8 +1,9 @@
-"""The index cache: ``<root>/.mlrepo/index.arrow`` plus a small JSON of what revalidation needs.
+"""The index cache: ``index.arrow`` plus a small JSON of what revalidation needs, in the user cache folder
+(``MLREPO_CACHE_DIR`` overrides it), keyed by the root's real path. It is derived data: nothing is written into the
+root for it, so no tool that owns a folder (MLflow's file store lists every folder of ``mlruns/``) trips over it.
 
 Arrow IPC loads 100k rows in milliseconds. Both files are replaced atomically, so a reader never sees half a
-cache; a cache that does not load is simply rebuilt. When the root is read-only the cache lives in the user cache
-directory instead, keyed by the root's path.
+cache; a cache that does not load (damaged, a FIFO in its place...) is simply rebuilt.
 """
 
 from __future__ import annotations
@@ -17,25 +18,28 @@ from typing import BinaryIO
 import orjson
 import platformdirs
 import polars as pl
+from mlrepo.repo_index.readers.parsing import open_regular, read_bytes
 from mlrepo.repo_index.rows import MetricInfo, split_paths
 from mlrepo.repo_index.scanner import Previous
+from mlrepo.repo_index.state import (  # where the state lives is state.py's; kept importable here
+    STATE_DIR,
+    state_dir,
+)
 from mlrepo.repo_index.table import HIDDEN_SCHEMA
 
+__all__ = ["CACHE_ENV", "STATE_DIR", "Cache", "atomic_write", "cache_dir", "state_dir"]
+
 CACHE_VERSION = 4  # 4: sizes are allocated bytes; MLflow repo is the store, line the experiment
-STATE_DIR = ".mlrepo"
-
-
-def state_dir(root: str) -> str:
-    """Where mlrepo keeps its state for ``root`` (journal, archives default, cache)."""
-    return os.path.join(root, STATE_DIR)
+CACHE_ENV = "MLREPO_CACHE_DIR"
 
 
 def cache_dir(root: str) -> str:
-    local = state_dir(root)
-    if os.access(local if os.path.isdir(local) else root, os.W_OK):
-        return local
-    digest = hashlib.sha1(root.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    return os.path.join(platformdirs.user_cache_dir("mlrepo"), digest)
+    """``<cache folder>/<root's name>-<hash of its real path>``."""
+    base = os.environ.get(CACHE_ENV) or platformdirs.user_cache_dir("mlrepo")
+    real = os.path.realpath(root)
+    digest = hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in os.path.basename(real))[:40]
+    return os.path.join(os.path.abspath(os.path.expanduser(base)), f"{name}-{digest}")
 
 
 def atomic_write(path: str, write: Callable[[BinaryIO], object], durable: bool = False) -> None:
@@ -74,11 +78,12 @@ class Cache:
     def load_table(self) -> tuple[pl.DataFrame, dict[str, MetricInfo], dict] | None:
         """The cached table, its metrics and the state beside it; None when there is no usable cache."""
         try:
-            with open(self.state_path, "rb") as fh:
-                state = orjson.loads(fh.read())
-            if state.get("version") != CACHE_VERSION or state.get("root") != self.root:
+            state = orjson.loads(read_bytes(self.state_path))  # regular files only, never blocking on a FIFO
+            if not isinstance(state, dict) or state.get("version") != CACHE_VERSION or state.get("root") != self.root:
                 return None
-            frame = pl.read_ipc(self.table_path)
+            fd = open_regular(self.table_path)
+            with os.fdopen(fd, "rb") as fh:
+                frame = pl.read_ipc(fh)
             if any(frame.schema.get(name) != dtype for name, dtype in HIDDEN_SCHEMA.items()):
                 return None  # written by another layout: rebuilt, never half-trusted
             info = {k: MetricInfo(**v) for k, v in state["metrics"].items()}

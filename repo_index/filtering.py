@@ -11,7 +11,7 @@ comparisons, in, like, is null, parentheses) is polars' own SQL.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import polars as pl
 from mlrepo.repo_index.columns import UnknownColumn, UsageError, resolve_column
@@ -24,6 +24,7 @@ _TOKEN = re.compile(
 KEYWORDS = {
     "and", "or", "not", "in", "is", "null", "like", "ilike", "between", "true", "false", "contains",
 }
+_COMPARE = {"=", "==", "!=", "<>", "<", ">", "<=", ">="}
 FUNCTIONS = {"array_contains", "lower", "upper", "abs", "coalesce", "length", "cast", "try_cast", "as",
              "double", "int", "varchar", "date", "timestamp", "now"}
 
@@ -100,6 +101,8 @@ def to_sql(text: str, columns: Sequence[str], metrics: dict[str, MetricInfo] | N
                         out.append(f"\"{col}\" LIKE '%{inner}%'")
                     i += 3
                     continue
+                if col in list_columns and (nxt[1] in _COMPARE or (out and out[-1] in _COMPARE)):
+                    raise UsageError(f"bad --where {text!r}: {_LIST_HINT.format(col=col)}")
                 out.append(f'"{col}"')
         elif kind == "op" and value == "==":
             out.append("=")
@@ -132,6 +135,31 @@ def compile_where(frame: pl.DataFrame, text: str, metrics: dict[str, MetricInfo]
     return expr
 
 
+_KINDS = {"str": "text", "String": "text", "f64": "numbers", "Float64": "numbers", "i64": "whole numbers",
+          "Int64": "whole numbers", "list[str]": "a list of strings", "bool": "true/false"}
+_LIST_HINT = "{col} is a list; to test for one of its values write {col} contains 'x'"
+#: polars' messages, said in the terms of the --where language (regex on polars' first line -> message)
+_SAID: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
+    (re.compile(r"cannot cast List type|comparison between series '([^']+)' of dtype: List"),
+     lambda m: _LIST_HINT.format(col=m.group(1) or "tags")),
+    (re.compile(r"cannot compare string with numeric type"),
+     lambda m: "compares a text value with a number (quote the number, or compare a numeric column)"),
+    (re.compile(r"arithmetic on dtypes (\w+) and"), lambda m: "arithmetic on a text value"),
+    (re.compile(r"expected `(\w+)`, got `([^`]+)` for series with name `([^`]+)`"),
+     lambda m: f"{m.group(3)} holds {_KINDS.get(m.group(2), m.group(2))}, but the function wants "
+               f"{_KINDS.get(m.group(1), m.group(1))}"),
+    (re.compile(r"appropriate format to parse dates"),
+     lambda m: "a date that cannot be read (write it as '2026-11-01' or '2026-11-01 12:00')"),
+    (re.compile(r"'is_in' cannot check for"), lambda m: "the values in 'in (...)' are not all of the column's kind"),
+]
+
+
 def _short(exc: Exception) -> str:
-    """Polars' first line, without the list of every column it appends."""
-    return str(exc).strip().splitlines()[0].split("; valid columns")[0][:300]
+    """Polars' first line in the language's terms when it is a known one, else without the list of every column
+    polars appends."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    for pattern, say in _SAID:
+        m = pattern.search(first)
+        if m:
+            return say(m)
+    return first.split("; valid columns")[0][:300]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import time
 from collections import Counter
@@ -14,9 +15,24 @@ import polars as pl
 from mlrepo.errors import UsageError
 from mlrepo.repo_index import parallel
 from mlrepo.repo_index.cache import Cache
-from mlrepo.repo_index.rows import MetricInfo, _clean_text, merge_info, merge_rows, scanned_rows
+from mlrepo.repo_index.rows import (
+    MetricInfo,
+    _clean_text,
+    merge_info,
+    merge_rows,
+    scanned_rows,
+)
 from mlrepo.repo_index.scanner import Found, Scanner
-from mlrepo.repo_index.table import BASE_COLUMNS, HIDDEN_SCHEMA, build_frame, frame_of, public_names
+from mlrepo.repo_index.state import migrate
+from mlrepo.repo_index.table import (
+    BASE_COLUMNS,
+    HIDDEN_SCHEMA,
+    build_frame,
+    frame_of,
+    public_names,
+)
+
+log = logging.getLogger(__name__)
 
 
 class RootError(UsageError):
@@ -121,8 +137,11 @@ def open_index(root: str | os.PathLike[str] = ".", *, rebuild: bool = False, use
     if not os.path.isdir(root):
         raise RootError(f"{root}: not a folder" if os.path.exists(root) else f"{root}: no such folder")
     cache = Cache(root)
+    migrated = migrate(root)  # an older .mlrepo/ inside an MLflow file store moves out of MLflow's way
+    if migrated:
+        log.warning(migrated)
     if use_cache:
-        cache.prepare()  # before the walk: creating .mlrepo/ changes the root's mtime the scan records
+        cache.prepare()
     with _no_gc():
         loaded = None if rebuild or not use_cache else cache.load()
         previous_frame, previous, previous_info = loaded if loaded else (None, None, {})
@@ -156,7 +175,9 @@ def open_index(root: str | os.PathLike[str] = ".", *, rebuild: bool = False, use
     if use_cache and changed:
         stats.cache_written = cache.save(raw, result.skeleton, result.stores, info)
     stats.seconds = time.perf_counter() - start
-    from mlrepo.repo_index.archived import with_archived  # archived/trashed models stay listed (not cached)
+    from mlrepo.repo_index.archived import (
+        with_archived,  # archived/trashed models stay listed (not cached)
+    )
     raw, info = with_archived(root, raw, info)
     return Index(root, raw, info, stats)
 

@@ -205,7 +205,9 @@ def _work(fd: int) -> tuple[Share, list[int]]:
 
 
 if __name__ == "__main__":
-    from mlrepo.repo_index import parallel  # by its own name, so what is pickled unpickles in the scan
+    from mlrepo.repo_index import (
+        parallel,  # by its own name, so what is pickled unpickles in the scan
+    )
 
     gc.disable()  # many small objects, no cycles: as in the main scan
     sys.stdout.buffer.write(pickle.dumps(parallel._work(int(sys.argv[1])), protocol=pickle.HIGHEST_PROTOCOL))

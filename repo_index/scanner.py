@@ -15,7 +15,14 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from mlrepo.repo_index.readers import Place, Reader, StoreReader, default_readers, default_store_readers
+from mlrepo.errors import in_words
+from mlrepo.repo_index.readers import (
+    Place,
+    Reader,
+    StoreReader,
+    default_readers,
+    default_store_readers,
+)
 from mlrepo.repo_index.records import ModelRecord
 
 #: Folders never searched for models: mlrepo's own, version control, environments, caches.
@@ -201,7 +208,7 @@ def scan_model(reader: Reader, place: Place, entries: list[os.DirEntry] | None =
         record = reader.read(place)
     except Exception as exc:  # a reader bug must not sink the index: report it on the model
         record = ModelRecord(path=place.path, format=reader.format, name=os.path.basename(place.path))
-        record.add_error(f"reader failed: {type(exc).__name__}: {exc}")
+        record.add_error(f"metadata {in_words(exc)}")
     walk = walk_model(place.path, entries, record.meta_files)
     record.size_bytes, record.n_files = walk.size, walk.n_files
     dir_mtime = walk.dir_mtimes[""]

@@ -9,6 +9,15 @@ import pytest
 from treeutil import CASCADE_018, age, mlrepo, trash_env
 
 
+@pytest.fixture(autouse=True)
+def cache_home(tmp_path_factory, monkeypatch) -> Path:
+    """Each test's index caches in a folder of its own (MLREPO_CACHE_DIR, inherited by the CLI subprocesses), never
+    in the user's cache folder."""
+    folder = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("MLREPO_CACHE_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture
 def copy_fixture(tmp_path: Path):
     """Copy a fixture tree into tmp (tests that index write a cache; the committed fixtures stay clean)."""

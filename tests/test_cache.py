@@ -6,8 +6,10 @@ import json
 import os
 import shutil
 import time
+from pathlib import Path
 
 import mlrepo
+from mlrepo.repo_index.cache import cache_dir
 from treeutil import CASCADE_018
 
 
@@ -19,7 +21,8 @@ def test_warm_index_reads_nothing_and_matches_cold(copy_fixture):
     root = copy_fixture(CASCADE_018)
     cold = mlrepo.open_index(root)
     assert cold.stats.read == 14 and cold.stats.cache_written
-    assert (root / ".mlrepo" / "index.arrow").exists()
+    assert (Path(cache_dir(str(root))) / "index.arrow").exists()
+    assert not (root / ".mlrepo").exists()  # derived data never lands in the root
     warm = mlrepo.open_index(root)
     assert warm.stats.read == 0 and warm.stats.reused == 14
     assert warm.df.equals(cold.df)
@@ -71,14 +74,15 @@ def test_plain_folder_becoming_a_model_and_damaged_cache(copy_fixture):
     (root / "tabular" / "notes" / "metrics.json").write_text('{"acc": 1.0}')
     idx = mlrepo.open_index(root)
     assert "generic" in idx.counts_by_format()
-    (root / ".mlrepo" / "index.arrow").write_bytes(b"garbage")
+    (Path(cache_dir(str(root))) / "index.arrow").write_bytes(b"garbage")
     again = mlrepo.open_index(root)
     assert len(again) == len(idx) and again.stats.read == len(idx)
 
 
 def test_read_only_root_caches_elsewhere(copy_fixture, tmp_path, monkeypatch):
     root = copy_fixture(CASCADE_018)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("MLREPO_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # the default: the user cache folder
     os.chmod(root, 0o555)
     try:
         if os.access(root, os.W_OK):  # root ignores modes; nothing to prove here
@@ -86,6 +90,7 @@ def test_read_only_root_caches_elsewhere(copy_fixture, tmp_path, monkeypatch):
         mlrepo.open_index(root)
         assert not (root / ".mlrepo").exists()
         assert mlrepo.open_index(root).stats.reused == 14
+        assert cache_dir(str(root)).startswith(str(tmp_path / "xdg" / "mlrepo"))
     finally:
         os.chmod(root, 0o755)
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 from mlrepo.commands.views.tables import model_panel
+from mlrepo.commands.views.text import plain, visible, visible_frame
 from mlrepo.errors import UsageError
 from mlrepo.repo_index import Index, open_index
 from mlrepo.repo_index.columns import resolve_column
@@ -24,6 +25,7 @@ from mlrepo.repo_index.live import ChangeBatch, LiveIndex
 from mlrepo.repo_index.ranking import direction_by_name, rank_keys
 from mlrepo.repo_index.units import human_size, human_size_expr
 from mlrepo.tui.palette import ActionsProvider, ModelsProvider
+from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -172,7 +174,7 @@ class MlrepoApp(App[str | None]):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Errors of every worker end here, as a notification."""
         if event.state == WorkerState.ERROR and event.worker.error is not None:
-            self.notify(str(event.worker.error), title="error", severity="error", timeout=8)
+            self.notify(visible(str(event.worker.error)), title="error", severity="error", timeout=8, markup=False)
 
     async def on_index_loaded(self, message: IndexLoaded) -> None:
         self.index = message.index
@@ -234,7 +236,7 @@ class MlrepoApp(App[str | None]):
             filter_box.remove_class("-error")
         except UsageError as exc:
             filter_box.add_class("-error")
-            self.notify(str(exc), title="filter", severity="error")
+            self.notify(visible(str(exc)), title="filter", severity="error", markup=False)
             return
         if self.view.sort:
             by, descending = self.view.sort_keys()
@@ -250,12 +252,13 @@ class MlrepoApp(App[str | None]):
             display.append(human_size_expr("size_bytes"))
         if "updated_at" in cols:
             display.append(pl.col("updated_at").dt.strftime("%Y-%m-%d %H:%M"))
-        shown = self.frame.with_columns(display).select(" ", *cols)
-        labels = [" "] + [("size" if c == "size_bytes" else c.removeprefix("metrics."))
-                          + (("▼" if self.view.descending else "▲") if c == self.view.sort else "") for c in cols]
+        shown = visible_frame(self.frame.with_columns(display).select(" ", *cols))  # names from disk as text
+        labels: list[str | Text] = [" "] + [
+            plain(("size" if c == "size_bytes" else c.removeprefix("metrics."))
+                  + (("▼" if self.view.descending else "▲") if c == self.view.sort else "")) for c in cols]
         await self.main_screen.query_one("#models", DataTable).remove()
         table = DataTable(id="models", data=shown, column_labels=labels, max_column_content_width=40,
-                          show_row_labels=False, zebra_stripes=True)
+                          show_row_labels=False, zebra_stripes=True, render_markup=False)
         await self.main_screen.query_one("#body", Horizontal).mount(table, before=0)
         hit = self.frame["id"].index_of(selected) if selected is not None else None
         # set at once (not after the next refresh), so keys pressed right after a refresh act on the right cell
@@ -366,7 +369,7 @@ class MlrepoApp(App[str | None]):
         key = rank_keys([column], [], self.index.df.columns, self.index.metrics)[0]
         self._sort_first(column, key.mode == "max")
         await self.refresh_table(keep_cursor=False)
-        self.notify(f"best first: {key.describe()}")
+        self.notify(visible(f"best first: {key.describe()}"), markup=False)
 
     async def action_best(self) -> None:
         column = self.current_column()
@@ -485,7 +488,8 @@ class MlrepoApp(App[str | None]):
             text = f"{moved} models {'trashed' if how == 'trash' else 'archived'}, {freed} freed"
             if failed:
                 text += f"; {failed} not moved: " + "; ".join(f"{o.label}: {o.message}" for o in report.failed[:3])
-            self.notify(text, title=how, severity="warning" if failed else "information", timeout=8)
+            self.notify(visible(text), title=how, severity="warning" if failed else "information", timeout=8,
+                        markup=False)
             self.marked.clear()
             self.load()  # the live index follows too; this makes the statuses current at once
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlrepo.commands.views.text import cell
+from mlrepo.commands.views.text import cell, plain, visible
 from mlrepo.repo_index import Index
 from rich.table import Table
 from rich.text import Text
@@ -17,7 +17,7 @@ def compare_table(rows: list[dict], index: Index, only_differences: bool) -> Tab
     table = Table(show_edge=False, header_style="bold")
     table.add_column("key")
     for row in rows:
-        table.add_column("/".join(str(p) for p in (row["repo"], row["line"], row["name"]) if p))
+        table.add_column(plain("/".join(str(p) for p in (row["repo"], row["line"], row["name"]) if p)))
     for col in ["size_bytes", *index.metric_columns, *index.param_columns]:
         values = [row.get(col) for row in rows]
         if all(v is None for v in values):
@@ -26,7 +26,7 @@ def compare_table(rows: list[dict], index: Index, only_differences: bool) -> Tab
         if only_differences and not differs:
             continue
         style = "bold yellow" if differs else "dim"
-        table.add_row(Text(col, style=style), *(Text(cell(v, col), style=style) for v in values))
+        table.add_row(Text(visible(col), style=style), *(Text(cell(v, col), style=style) for v in values))
     return table
 
 

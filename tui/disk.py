@@ -8,6 +8,7 @@ import polars as pl
 from mlrepo.repo_index.disk import usage
 from mlrepo.repo_index.units import human_size
 from rich.text import Text
+from mlrepo.commands.views.text import visible
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -21,7 +22,7 @@ def bar_label(name: str, size: int, total: int, largest: int) -> Text:
     text = Text(f"{human_size(size):>10} ", style="bold")
     text.append(f"{100 * size / total if total else 0:5.1f}% ")
     text.append("█" * filled + "░" * (BAR - filled), style="green")
-    text.append(f"  {name}")
+    text.append(f"  {visible(str(name))}")
     return text
 
 

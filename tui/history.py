@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import polars as pl
-from mlrepo.commands.views.text import cell
+from mlrepo.commands.views.text import cell, plain, visible
 from mlrepo.repo_index.lineage import Node, build_history
 from rich.text import Text
 from textual.app import ComposeResult
@@ -35,11 +35,11 @@ def best_path(roots: list[Node], mode: str) -> set[str]:
 
 
 def node_label(node: Node, metric: str | None, on_best_path: bool, is_root: bool) -> Text:
-    text = Text(("* " if on_best_path else "  ") + node.name, style="bold green" if on_best_path else "bold")
+    text = Text(("* " if on_best_path else "  ") + visible(str(node.name)), style="bold green" if on_best_path else "bold")
     if metric:
-        text.append(f"  {metric.removeprefix('metrics.')}={cell(node.metric) or '–'}", style="cyan")
+        text.append(f"  {visible(metric.removeprefix('metrics.'))}={cell(node.metric) or '–'}", style="cyan")
     if node.changes:
-        text.append("  " + ", ".join(f"{k}: {cell(a) or '∅'} → {cell(b) or '∅'}"
+        text.append("  " + ", ".join(f"{visible(k)}: {cell(a) or '∅'} → {cell(b) or '∅'}"
                                      for k, (a, b) in sorted(node.changes.items())), style="yellow")
     elif not is_root:
         text.append("  same params", style="dim")
@@ -57,11 +57,11 @@ class HistoryScreen(Screen[str | None]):
 
     def compose(self) -> ComposeResult:
         what = f"best path by {self.metric} ({self.mode}) marked *" if self.metric else "no metric chosen"
-        yield Static(f"Parameter history · {what}", id="screen-title")
+        yield Static(plain(f"Parameter history · {what}"), id="screen-title")
         tree: Tree[str] = Tree("lines", id="history-tree")
         tree.show_root = False
         for line in build_history(self.frame, self.metric):
-            branch = tree.root.add(Text(line.title, style="bold magenta"), expand=True)
+            branch = tree.root.add(Text(visible(str(line.title)), style="bold magenta"), expand=True)
             on_path = best_path(line.roots, self.mode) if self.metric else set()
             stack = [(branch, n, True) for n in reversed(line.roots)]
             while stack:

@@ -14,6 +14,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, ProgressBar, Static
+from mlrepo.commands.views.text import plain
 
 VERBS = {"trash": ("Trash", "to the trash (mlrepo restore brings them back)"),
          "archive": ("Archive", "into compressed archives (mlrepo restore brings them back)")}
@@ -38,7 +39,7 @@ class PlanScreen(ModalScreen[Report | None]):
                 parts = [plan_table(self.plan)]
                 if self.plan.kind == "prune":
                     parts.append(groups_table(self.plan))
-                yield Static(Group(*parts, *self.plan.notes))
+                yield Static(Group(*parts, *map(plain, self.plan.notes)))
             yield ProgressBar(total=max(self.plan.bytes_freed, 1), id="plan-progress", show_eta=False)
             with Horizontal(id="plan-buttons"):
                 yield Button(f"{verb} {n}", variant="error", id="plan-go", disabled=n == 0)
@@ -81,8 +82,8 @@ class KeepTopScreen(ModalScreen[int | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="keeptop-dialog"):
-            yield Static(f"Keep the top K models by {self.metric} per {self.per}; trash the rest (a plan comes "
-                         "first).")
+            yield Static(plain(f"Keep the top K models by {self.metric} per {self.per}; trash the rest (a plan "
+                               "comes first)."))
             yield Input(placeholder="K", id="keeptop-k", type="integer")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

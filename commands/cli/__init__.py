@@ -9,8 +9,10 @@ from collections.abc import Callable
 import click
 import polars as pl
 from mlrepo.commands.cli import output
-from mlrepo.errors import ExitStatus, FailedError, MlrepoError, UsageError
+from mlrepo.commands.views.text import visible
+from mlrepo.errors import ExitStatus, FailedError, MlrepoError, UsageError, in_words
 from mlrepo.repo_index import Index, open_index
+from mlrepo.repo_index.cache import cache_dir
 from mlrepo.repo_index.columns import resolve_column
 from mlrepo.repo_index.filtering import where
 from mlrepo.repo_index.index import find_model
@@ -19,7 +21,7 @@ from rich.console import Console
 INACTIVE = ("deleted", "trashed", "archived")
 DEFAULT_LS = ("id", "repo", "line", "name", "format", "status", "size_bytes", "updated_at")
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)  # messages hold names from disk
 
 
 def _load(root: str, rebuild: bool = False) -> Index:
@@ -86,9 +88,9 @@ def index(root: str, rebuild: bool) -> None:
     click.echo(f"{len(idx)} models ({by_format or 'none'}) under {idx.root}")
     click.echo(f"{bad.height} could not be read fully" + (":" if bad.height else ""))
     for row in bad.head(50).iter_rows(named=True):
-        err.print(f"  {row['path']}: {row['error']}", markup=False)
+        err.print(visible(f"  {row['path']}: {row['error']}"), markup=False)
     for path, why in idx.stats.skipped:
-        err.print(f"  skipped {path}: {why}", markup=False)
+        err.print(visible(f"  skipped {path}: {why}"), markup=False)
     click.echo(f"read {idx.stats.read}, unchanged {idx.stats.reused}, {idx.stats.seconds:.2f} s")
 
 
@@ -112,7 +114,7 @@ def ls(root: str, where_expr: str | None, sort_col: str | None, asc: bool | None
 
             key = rank_keys([col], [], frame.columns, idx.metrics)[0]
             asc = key.mode == "min"
-            err.print(f"sorted best first: {key.describe()}", style="dim")
+            err.print(visible(f"sorted best first: {key.describe()}"), style="dim")
         frame = frame.sort(col, descending=not (asc is None or asc), nulls_last=True, maintain_order=True)
     if limit is not None:
         frame = frame.head(limit)
@@ -158,16 +160,16 @@ def best(root: str, metrics: tuple[str, ...], modes: tuple[str, ...], per: str |
         frame = frame.filter(~pl.col("status").is_in(INACTIVE))
     frame, left_out = rankable(frame, include_unfinished, include_failed)
     winners = best_of(frame, keys, per or "all")
-    err.print("ranked by " + "; then ".join(k.describe() for k in keys)
-              + (f"; {'/'.join(left_out)} runs not ranked (--include-unfinished/--include-failed)" if left_out
-                 else ""), style="dim", markup=False)
+    err.print(visible("ranked by " + "; then ".join(k.describe() for k in keys)
+                      + (f"; {'/'.join(left_out)} runs not ranked (--include-unfinished/--include-failed)"
+                         if left_out else "")), style="dim", markup=False)
     if winners.is_empty():
         raise FailedError(f"no model has {keys[0].column}")
     if fmt == "path":
         problems = [why for row in winners.iter_rows(named=True) if (why := missing_folder(row))]
         for path, row in zip(winners["path"], winners.iter_rows(named=True), strict=True):
             if missing_folder(row) is None:
-                click.echo(path)
+                click.echo(visible(path))
         if problems:
             raise FailedError("; ".join(problems))
         return
@@ -176,11 +178,11 @@ def best(root: str, metrics: tuple[str, ...], modes: tuple[str, ...], per: str |
 
 
 def _indexed_root_of(path: str, stop: str | None = None) -> str | None:
-    """The nearest folder above ``path`` that mlrepo has indexed (it holds ``.mlrepo/index.json``), looking no
+    """The nearest folder above ``path`` that mlrepo has indexed (its cache holds an ``index.json``), looking no
     higher than ``stop``."""
     parent = os.path.dirname(path)
     while parent != path:
-        if os.path.isfile(os.path.join(parent, ".mlrepo", "index.json")):
+        if os.path.isfile(os.path.join(cache_dir(parent), "index.json")):
             return parent
         if parent == stop:
             return None
@@ -337,7 +339,7 @@ def tui(root: str, demo: bool) -> None:
             os.dup2(saved, 1)
             os.close(saved)
     if picked:
-        click.echo(picked)
+        click.echo(visible(picked))
 
 
 def _one_line(message: str) -> str:
@@ -355,10 +357,10 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:  # click's usage errors too: one line, pointing at the command's help
         ctx = getattr(exc, "ctx", None)
         hint = f" (see '{ctx.command_path} --help')" if isinstance(exc, click.UsageError) and ctx else ""
-        err.print(f"mlrepo: error: {_one_line(exc.format_message())}{hint}", markup=False)
+        err.print(visible(f"mlrepo: error: {_one_line(exc.format_message())}{hint}"), markup=False)
         code = exc.exit_code
     except MlrepoError as exc:
-        err.print(f"mlrepo: error: {exc}", markup=False)
+        err.print(visible(f"mlrepo: error: {exc}"), markup=False)
         code = exc.exit_status
     except KeyboardInterrupt:
         code = ExitStatus.INTERRUPTED
@@ -366,11 +368,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.close()  # the reader went away (| head): not an error
         code = 0
     except Exception as exc:  # the promise: a message, not a traceback
-        err.print(f"mlrepo: error: {type(exc).__name__}: {_one_line(str(exc))}", markup=False)
+        err.print(visible(f"mlrepo: error: {_one_line(str(exc)) if str(exc) else in_words(exc)}"), markup=False)
         code = ExitStatus.FAILED
     except BaseException as exc:  # pyo3 panics (polars) are BaseExceptions; exits and interrupts pass
         if isinstance(exc, (SystemExit, GeneratorExit)):
             raise
-        err.print(f"mlrepo: error: internal error in a library: {_one_line(str(exc))}", markup=False)
+        err.print(visible(f"mlrepo: error: internal error in a library: {_one_line(str(exc))}"), markup=False)
         code = ExitStatus.FAILED
     sys.exit(int(code) if isinstance(code, int) else 0)

@@ -13,33 +13,40 @@ from collections.abc import Callable, Sequence
 
 import click
 import orjson
-from mlrepo.commands.cli.output import stdout_console
 from mlrepo.commands import operations
+from mlrepo.commands.cli.output import stdout_console
 from mlrepo.commands.operations.moves import default_archive_dir
 from mlrepo.commands.operations.paths import is_within
 from mlrepo.commands.operations.plan import (
     KeepRules,
     Plan,
-    RestoreItem,
     parse_age,
     plan_prune,
     plan_restore,
     plan_selection,
 )
 from mlrepo.commands.views.plan import groups_table, plan_table, restore_table
+from mlrepo.commands.views.text import visible
 from mlrepo.errors import FailedError, RefusedError, UsageError
 from mlrepo.repo_index import open_index
 from mlrepo.repo_index.units import human_size
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)  # messages hold names from disk
 
 
 def _recover(root: str) -> None:
     messages = operations.recover_pending(root)
     for line in messages:
-        err.print(f"recovered: {line}", markup=False)
+        err.print(visible(f"recovered: {line}"), markup=False)
 
 
 def split_root(args: Sequence[str], selecting: bool) -> tuple[str, list[str]]:
@@ -96,7 +103,7 @@ def _show_plan(plan: Plan, fmt: str, where_to: operations.How) -> None:
         return
     console = stdout_console()
     for note in plan.notes:
-        err.print(note, style="dim", markup=False)
+        err.print(visible(note), style="dim", markup=False)
     console.print(plan_table(plan))
     if plan.kind == "prune":
         console.print()
@@ -127,9 +134,9 @@ def _report(report: operations.Report, verb: str) -> None:
     for o in report.outcomes:
         if o.ok:
             where = f" -> {o.where}" if o.where and o.action != "restored" else ""
-            err.print(f"{o.action} {o.label or o.path}{where}", markup=False)
+            err.print(visible(f"{o.action} {o.label or o.path}{where}"), markup=False)
         else:
-            err.print(f"not {verb}: {o.label or o.path}: {o.message}", markup=False, style="yellow")
+            err.print(visible(f"not {verb}: {o.label or o.path}: {o.message}"), markup=False, style="yellow")
     done = len(report.succeeded)
     freed = f", freed {human_size(report.bytes_freed)}" if report.bytes_freed > 0 else ""
     if freed and verb == "trashed":
@@ -153,7 +160,7 @@ def _execute(root: str, plan: Plan, how: operations.How, archive_dir: str | None
                                                    "delete": "deleting"}[how],
                                 lambda cb: operations.remove_models(root, plan.decisions, how, archive_dir, cb))
     for line in report.recovered:
-        err.print(f"recovered: {line}", markup=False)
+        err.print(visible(f"recovered: {line}"), markup=False)
     _report(report, {"trash": "trashed", "archive": "archived", "delete": "deleted"}[how])
 
 
@@ -182,7 +189,8 @@ plan_format_opt = click.option("--format", "fmt", type=click.Choice(["table", "j
                    "90min. The plan prints the cut-off date.")
 @click.option("--where", "where_expr", metavar="EXPR", help="Only models matching EXPR may go.")
 @click.option("--archive", "archive_to", is_flag=False, flag_value="", default=None, metavar="[DIR]",
-              help="Archive instead of trashing (into DIR; default <root>/.mlrepo/archive).")
+              help="Archive instead of trashing (into DIR; default: archive/ in mlrepo's state folder, see the "
+                   "README).")
 @click.option("--delete", is_flag=True, help="Delete permanently instead of trashing (needs --yes).")
 @recent_opt
 @click.option("--include-unfinished", is_flag=True,
@@ -225,7 +233,8 @@ def prune(root: str, keep_top: int | None, metrics: tuple[str, ...], modes: tupl
 @click.argument("args", nargs=-1, metavar="[ROOT] [MODEL]...")
 @click.option("--where", "where_expr", metavar="EXPR", help="Archive the models matching EXPR.")
 @click.option("--to", "archive_to", type=click.Path(file_okay=False), metavar="DIR",
-              help="Where the archives go (default <root>/.mlrepo/archive), e.g. another disk.")
+              help="Where the archives go (default: archive/ in mlrepo's state folder, see the README), e.g. "
+                   "another disk.")
 @recent_opt
 @dry_run_opt
 @yes_opt
@@ -291,7 +300,7 @@ def restore(args: tuple[str, ...], everything: bool, dry_run: bool, yes: bool, f
     report = _run_with_progress(sum(i.size_bytes for i in ready), "restoring",
                                 lambda cb: operations.restore_models(idx.root, ready, cb))
     for line in report.recovered:
-        err.print(f"recovered: {line}", markup=False)
+        err.print(visible(f"recovered: {line}"), markup=False)
     _report(report, "restored")
     if len(ready) < len(items):
         raise FailedError(f"{len(items) - len(ready)} model(s) could not be restored; see the table")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import io
 import sys
-from datetime import datetime
 from typing import BinaryIO
 
 import orjson
 import polars as pl
-from mlrepo.commands.views.text import cell
+from mlrepo.commands.views.text import cell, plain, visible_frame
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 LIST_FORMATS = ("table", "csv", "json", "jsonl", "md")
 EXPORT_FORMATS = ("csv", "json", "jsonl", "parquet", "md")
@@ -31,17 +31,17 @@ def markdown(frame: pl.DataFrame) -> str:
     with pl.Config(tbl_formatting="MARKDOWN", tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True,
                    tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=10_000, tbl_width_chars=65_535,
                    fmt_table_cell_list_len=-1):
-        return str(_flat(frame).with_columns(pl.all().cast(pl.String).fill_null(""))) + "\n"  # empty, not "null"
+        return str(visible_frame(_flat(frame).with_columns(pl.all().cast(pl.String).fill_null("")))) + "\n"  # empty, not "null"
 
 
 def rich_table(frame: pl.DataFrame, title: str | None = None) -> Table:
     table = Table(title=title, header_style="bold", show_edge=False, pad_edge=False)
     for name, dtype in frame.schema.items():
         numeric = dtype.is_numeric()
-        header = "size" if name == "size_bytes" else name.removeprefix("metrics.")
+        header = plain("size" if name == "size_bytes" else name.removeprefix("metrics."))
         table.add_column(header, justify="right" if numeric else "left", no_wrap=True, overflow="ellipsis")
     for row in frame.iter_rows():
-        table.add_row(*(cell(v, c) for v, c in zip(row, frame.columns, strict=True)))
+        table.add_row(*(Text(cell(v, c)) for v, c in zip(row, frame.columns, strict=True)))
     return table
 
 
@@ -62,7 +62,7 @@ def write(frame: pl.DataFrame, fmt: str, out: BinaryIO | None = None, title: str
         console.print(rich_table(frame, title))
         return
     if fmt == "csv":
-        stream.write(_flat(frame).write_csv().encode())
+        stream.write(visible_frame(_flat(frame)).write_csv().encode())
     elif fmt == "json":
         stream.write(b"[" + b",\n".join(_rows_json(frame)) + b"]\n")
     elif fmt == "jsonl":

@@ -14,7 +14,11 @@ from mlrepo.commands.operations.fingerprint import SKEW_NS, Footprint
 from mlrepo.commands.operations.paths import model_path_problem
 from mlrepo.repo_index.index import Index
 from mlrepo.repo_index.pins import Pin, load_pins
-from mlrepo.repo_index.readers.mlflow_registry import RegistryError, file_store_registered, sqlite_registered
+from mlrepo.repo_index.readers.mlflow_registry import (
+    RegistryError,
+    file_store_registered,
+    sqlite_registered,
+)
 
 UNFINISHED = ("running", "scheduled")  # never removed, never ranked unless asked (--include-unfinished)
 

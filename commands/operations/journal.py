@@ -8,14 +8,18 @@ behind and finishes or rolls back each step (``moves.recover``), so every model 
 from __future__ import annotations
 
 import os
+import stat
 import time
 
 import orjson
 from mlrepo.commands.operations.durable import fsync_dir, now_iso, write_json
-from mlrepo.repo_index.cache import state_dir
+from mlrepo.errors import MlrepoError
+from mlrepo.repo_index.readers.parsing import read_bytes
+from mlrepo.repo_index.state import checked_dir, real_state, state_dir
 
 JOURNAL = "journal"
 LOG = "log.jsonl"
+MAX_RECORD_BYTES = 16 * 1024 * 1024
 
 
 def journal_dir(root: str) -> str:
@@ -23,8 +27,10 @@ def journal_dir(root: str) -> str:
 
 
 def pending(root: str) -> list[str]:
-    """Journal files of steps that did not finish (oldest first)."""
-    folder = journal_dir(root)
+    """Journal files of steps that did not finish (oldest first); none when the journal is not a real folder."""
+    folder = real_state(root, JOURNAL)
+    if folder is None:
+        return []
     try:
         return sorted(os.path.join(folder, n) for n in os.listdir(folder)
                       if n.endswith(".json") and not n.startswith("."))
@@ -34,10 +40,12 @@ def pending(root: str) -> list[str]:
 
 def leftovers(root: str) -> list[str]:
     """Half-written journal or ledger files (``.tmp-*``) of a run killed while writing one."""
-    from mlrepo.repo_index.archived import ledger_dir
+    from mlrepo.repo_index.archived import LEDGER
 
-    out = []
-    for folder in (journal_dir(root), ledger_dir(root)):
+    out: list[str] = []
+    for folder in (real_state(root, JOURNAL), real_state(root, LEDGER)):
+        if folder is None:
+            continue
         try:
             out.extend(os.path.join(folder, n) for n in os.listdir(folder) if n.startswith(".tmp-"))
         except OSError:
@@ -60,8 +68,7 @@ class Step:
 
     @classmethod
     def begin(cls, root: str, op: str, **fields: object) -> "Step":
-        folder = journal_dir(root)
-        os.makedirs(folder, exist_ok=True)
+        folder = checked_dir(root, JOURNAL)
         name = f"{time.time_ns()}-{os.getpid()}-{op}.json"
         record = {"op": op, "pid": os.getpid(), "started": now_iso(), **fields}
         step = cls(root, os.path.join(folder, name), record)
@@ -70,8 +77,14 @@ class Step:
 
     @classmethod
     def load(cls, root: str, path: str) -> "Step":
-        with open(path, "rb") as fh:
-            return cls(root, path, orjson.loads(fh.read()))
+        """A journal file as a step; ValueError when it is not a readable JSON object (a FIFO, a bomb...)."""
+        try:
+            record = orjson.loads(read_bytes(path, MAX_RECORD_BYTES))
+        except MlrepoError as exc:
+            raise ValueError(str(exc)) from None
+        if not isinstance(record, dict):
+            raise ValueError(f"{os.path.basename(path)}: not a journal record")
+        return cls(root, path, record)
 
     def get(self, key: str, default: object = None) -> object:
         return self.record.get(key, default)
@@ -84,9 +97,14 @@ class Step:
         log_line = {"time": now_iso(), "op": self.record.get("op"), "outcome": outcome,
                     "id": self.record.get("id"), "path": self.record.get("path"), **extra}
         try:
-            with open(os.path.join(state_dir(self.root), LOG), "ab") as fh:
-                fh.write(orjson.dumps(log_line) + b"\n")
-        except OSError:
+            fd = os.open(os.path.join(checked_dir(self.root), LOG),
+                         os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+            try:
+                if stat.S_ISREG(os.fstat(fd).st_mode):
+                    os.write(fd, orjson.dumps(log_line) + b"\n")
+            finally:
+                os.close(fd)
+        except (OSError, MlrepoError):
             pass
         try:
             os.unlink(self.path)

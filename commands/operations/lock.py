@@ -5,9 +5,10 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import stat
 
 from mlrepo.errors import Busy
-from mlrepo.repo_index.cache import state_dir
+from mlrepo.repo_index.state import StateError, checked_dir
 
 
 class Lock:
@@ -15,12 +16,19 @@ class Lock:
 
     def __init__(self, root: str) -> None:
         self.root = root
-        self.path = os.path.join(state_dir(root), "lock")
+        self.path = ""
         self.fd: int | None = None
 
     def __enter__(self) -> "Lock":
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.path = os.path.join(checked_dir(self.root), "lock")
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+        except OSError as exc:  # ELOOP: a symlink planted in its place
+            raise StateError(f"{self.path} cannot be used as mlrepo's lock ({exc.strerror}); "
+                             "it must be a regular file (remove it)") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise StateError(f"{self.path} is not a regular file; mlrepo's lock must be one (remove it)")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:

@@ -25,15 +25,21 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from mlrepo.commands.operations import removed_runs, tarzst, trash
-from mlrepo.commands.operations.durable import fsync_dir, now_iso, remove_tree, rename_durably
+from mlrepo.commands.operations import removed_runs, tarzst, trash, trust
+from mlrepo.commands.operations.durable import (
+    fsync_dir,
+    now_iso,
+    remove_tree,
+    rename_durably,
+)
 from mlrepo.commands.operations.faults import fault
 from mlrepo.commands.operations.fingerprint import footprint
 from mlrepo.commands.operations.journal import Step, leftovers, pending
 from mlrepo.commands.operations.paths import is_within, model_path_problem, scratch_dir
+from mlrepo.commands.operations.trust import Untrusted
 from mlrepo.errors import FailedError
 from mlrepo.repo_index import archived as ledger
-from mlrepo.repo_index.cache import state_dir
+from mlrepo.repo_index.state import state_dir
 
 ARCHIVE_DIR = "archive"
 
@@ -56,7 +62,7 @@ class Moved:
 
 
 def default_archive_dir(root: str) -> str:
-    return os.path.join(state_dir(root), ARCHIVE_DIR)
+    return os.path.join(state_dir(root), ARCHIVE_DIR)  # created as a real folder by trust.mark_archive_dir
 
 
 def _stamp() -> str:
@@ -97,7 +103,7 @@ def _movable(root: str, model: dict) -> str:
 def archive_model(root: str, model: dict, archive_dir: str, on_bytes=None) -> Moved:
     """Archive one model folder (``model``: id, path, row, metrics - a plan decision's ``ledger_model()``)."""
     path = _movable(root, model)
-    os.makedirs(archive_dir, exist_ok=True)
+    archive_dir = trust.mark_archive_dir(root, archive_dir)  # recovery trusts only archives in such folders
     stamp = _stamp()
     stem = f"{_slug(model['row'].get('_rel') or model['id'])}-{model['id']}-{stamp}"
     final = os.path.join(archive_dir, stem + tarzst.SUFFIX)
@@ -280,27 +286,16 @@ def _recover_delete(step: Step) -> str:
 # -- restore ----------------------------------------------------------------------------------------------------
 def restore_entry(root: str, entry_path: str, entry: dict, on_bytes=None) -> Moved:
     """Bring one archived or trashed model (a ledger entry) back to its folder."""
-    path = str(entry["path"])
+    try:
+        trust.ledger_entry(entry, root)
+    except Untrusted as exc:
+        raise Refused(f"its ledger entry is refused: {exc}") from None
+    path = os.path.normpath(str(entry["path"]))
     if os.path.lexists(path):
         raise Refused(f"something is already at {path}; move it away first")
-    if not _within_root(path, root):
-        raise Refused("outside the root")
     if entry["kind"] == "trash":
         return _restore_trashed(root, entry_path, entry)
     return _restore_archived(root, entry_path, entry, on_bytes)
-
-
-def _within_root(path: str, root: str) -> bool:
-    """Whether a folder may be (re)created at ``path``: under the root, through no symlink that leads out."""
-    from mlrepo.commands.operations.paths import is_within
-
-    norm, top = os.path.normpath(os.path.abspath(path)), os.path.normpath(os.path.abspath(root))
-    if not norm.startswith(top.rstrip(os.sep) + os.sep):
-        return False
-    probe = norm
-    while not os.path.exists(probe) and probe != os.path.dirname(probe):
-        probe = os.path.dirname(probe)
-    return is_within(probe, root)
 
 
 def _restore_archived(root: str, entry_path: str, entry: dict, on_bytes=None) -> Moved:
@@ -499,6 +494,12 @@ def recover(root: str) -> list[str]:
     for leftover in leftovers(root):  # half-written journal or ledger files: never the only record of anything
         os.unlink(leftover)
     for entry_path, entry in ledger.read_entries(root):
+        try:
+            trust.ledger_entry(entry, root)
+        except Untrusted as exc:
+            messages.append(f"error: refused ledger entry {os.path.basename(entry_path)}: {exc}; "
+                            f"set aside in {trust.set_aside(root, entry_path)}")
+            continue
         files = str(entry.get("trash_files") or "")
         if entry["kind"] == "trash" and not os.path.lexists(files) and os.path.isdir(os.path.dirname(files)):
             ledger.remove_entry(entry_path)  # emptied from the trash, or restored by a file manager: nothing to undo
@@ -506,12 +507,12 @@ def recover(root: str) -> list[str]:
     for path in pending(root):
         try:
             step = Step.load(root, path)
-        except (OSError, ValueError):
-            messages.append(f"error: unreadable journal entry {path}; left for inspection")
-            continue
-        handler = _RECOVER.get(str(step.get("op")))
-        if handler is None:
-            messages.append(f"error: unknown journal entry {path}; left for inspection")
+            trust.journal_record(step.record, root)
+            handler = _RECOVER[str(step.get("op"))]
+        except (OSError, ValueError, KeyError) as exc:  # unreadable, unknown or naming a path it may not
+            why = exc if isinstance(exc, Untrusted) else "unreadable or unknown"
+            messages.append(f"error: refused journal record {os.path.basename(path)}: {why}; "
+                            f"set aside in {trust.set_aside(root, path)}")
             continue
         try:
             messages.append(handler(step))

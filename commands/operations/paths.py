@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import os
 
-from mlrepo.repo_index.cache import state_dir
+from mlrepo.repo_index.state import (
+    STATE_DIR,
+    StateError,
+    checked_dir,
+    is_mlflow_file_store,
+)
 
 
 def real(path: str) -> str:
@@ -41,22 +46,30 @@ def model_path_problem(path: str, root: str) -> str | None:
 
 def scratch_dir(root: str, near: str, kind: str) -> str:
     """A folder for tombstones or staging on the same file system as ``near`` (so a rename there is atomic):
-    ``<root>/.mlrepo/<kind>`` when that is on the same device, else ``<top>/.mlrepo/<kind>`` where ``<top>`` is
+    ``<state>/<kind>`` when that is on the same device, else ``<top>/.mlrepo/<kind>`` where ``<top>`` is
     the highest folder of the root on ``near``'s device (the scanner never looks inside ``.mlrepo``)."""
     while not os.path.isdir(near) and near != os.path.dirname(near):
         near = os.path.dirname(near)
     dev = os.stat(near).st_dev
-    base = state_dir(root)
-    os.makedirs(base, exist_ok=True)
+    base = checked_dir(root)
     if os.stat(base).st_dev == dev:
-        folder = os.path.join(base, kind)
-    else:
-        top = near
-        while True:
-            up = os.path.dirname(top)
-            if up == top or not is_within(up, root) or os.stat(up).st_dev != dev:
-                break
-            top = up
-        folder = os.path.join(top, ".mlrepo", kind)
-    os.makedirs(folder, exist_ok=True)
+        return checked_dir(root, kind)
+    top = near
+    while True:
+        up = os.path.dirname(top)
+        if up == top or not is_within(up, root) or os.stat(up).st_dev != dev:
+            break
+        top = up
+    if os.path.realpath(top) == os.path.realpath(root) and is_mlflow_file_store(root):
+        raise StateError(f"no place for a temporary folder on the file system of {near} outside the MLflow "
+                         "store (its parent is on another disk); nothing was moved")
+    folder = top
+    for part in (STATE_DIR, kind):  # real folders only, never through a planted symlink
+        folder = os.path.join(folder, part)
+        try:
+            os.mkdir(folder)
+        except FileExistsError:
+            pass
+        if os.path.islink(folder) or not os.path.isdir(folder):
+            raise StateError(f"{folder} is not a real folder; nothing was moved")
     return folder

@@ -22,10 +22,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import polars as pl
-from mlrepo.commands.operations.archive_estimate import estimate_archive_bytes
 from mlrepo.commands.operations.ages import RECENT, Age, human_age, parse_age, when_text
+from mlrepo.commands.operations.archive_estimate import estimate_archive_bytes
 from mlrepo.commands.operations.fingerprint import Footprint, footprint, freed_bytes
-from mlrepo.commands.operations.guards import UNFINISHED, Guards, as_utc, future_note, is_mlflow_run, protection
+from mlrepo.commands.operations.guards import (
+    UNFINISHED,
+    Guards,
+    as_utc,
+    future_note,
+    is_mlflow_run,
+    protection,
+)
 from mlrepo.errors import UsageError
 from mlrepo.repo_index.filtering import where as filter_where
 from mlrepo.repo_index.index import Index, find_model

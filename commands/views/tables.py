@@ -1,11 +1,12 @@
-"""Rich renderables for the CLI: a model's panel, a diff, history trees, disk usage bars."""
+"""Rich renderables for the CLI: a model's panel, a diff, history trees, disk usage bars. Every string from disk
+goes in as ``Text`` with its control characters visible (``views.text``), never as markup."""
 
 from __future__ import annotations
 
 import os
 
 import polars as pl
-from mlrepo.commands.views.text import cell
+from mlrepo.commands.views.text import cell, plain, visible
 from mlrepo.repo_index import Index
 from mlrepo.repo_index.disk import LEVELS
 from mlrepo.repo_index.lineage import Node, build_history
@@ -29,7 +30,7 @@ def _files(path: str, limit: int = 15) -> Table:
         with os.scandir(path) as it:
             entries = sorted(it, key=lambda e: e.name)
     except OSError as exc:
-        table.add_row(f"(cannot list: {exc.strerror})", "")
+        table.add_row(plain(f"(cannot list: {exc.strerror})"), "")
         return table
     for entry in entries[:limit]:
         try:
@@ -37,7 +38,7 @@ def _files(path: str, limit: int = 15) -> Table:
             size = "" if is_dir else human_size(entry.stat(follow_symlinks=False).st_size)
         except OSError:
             is_dir, size = False, "?"
-        table.add_row(entry.name + ("/" if is_dir else ""), size)
+        table.add_row(plain(entry.name + ("/" if is_dir else "")), size)
     if len(entries) > limit:
         table.add_row(f"… {len(entries) - limit} more", "")
     return table
@@ -58,22 +59,22 @@ def model_panel(row: dict, index: Index) -> Panel:
         if row.get(col) is not None:
             info = index.metrics.get(col)
             direction = info.direction if info and info.direction else direction_by_name(col) + " (by name)"
-            metrics.add_row(col.removeprefix("metrics."), cell(row[col]), direction)
+            metrics.add_row(plain(col.removeprefix("metrics.")), Text(cell(row[col])), plain(direction))
     params = Table(title="params", title_justify="left", show_edge=False)
     params.add_column("name")
     params.add_column("value")
     for col in index.param_columns:
         if row.get(col) is not None:
-            params.add_row(col.removeprefix("params."), cell(row[col]))
+            params.add_row(plain(col.removeprefix("params.")), Text(cell(row[col])))
     files = Panel(_files(row["path"]), title="files", title_align="left", expand=False)
     title = "/".join(str(p) for p in (row["repo"], row["line"], row["name"]) if p)
-    return Panel(Group(facts, metrics, params, files), title=title, title_align="left", expand=False)
+    return Panel(Group(facts, metrics, params, files), title=plain(title), title_align="left", expand=False)
 
 
 def diff_table(a: dict, b: dict, index: Index, changed_only: bool = False) -> Table:
     """Every param and metric either model has, side by side; a differing one is marked ``*`` and highlighted."""
-    def label(row: dict) -> str:
-        return f"{row['id']}\n" + "/".join(str(p) for p in (row["repo"], row["line"], row["name"]) if p)
+    def label(row: dict) -> Text:
+        return plain(row["id"]) + "\n" + plain("/".join(str(p) for p in (row["repo"], row["line"], row["name"]) if p))
 
     table = Table(show_edge=False)
     table.add_column("")
@@ -91,19 +92,19 @@ def diff_table(a: dict, b: dict, index: Index, changed_only: bool = False) -> Ta
         if changed_only and not differs:
             continue
         style = "bold yellow" if differs else ""
-        table.add_row("*" if differs else "", Text(col, style=style), cell(va), cell(vb))
+        table.add_row("*" if differs else "", Text(visible(col), style=style), Text(cell(va)), Text(cell(vb)))
     table.caption = f"{differ} differ (*), {same} equal" + (" (hidden)" if changed_only and same else "")
     return table
 
 
 def _node_label(node: Node, metric: str | None, is_root: bool) -> Text:
-    text = Text(node.name, style="bold")
-    text.append(f"  {node.id}", style="dim")
+    text = Text(visible(str(node.name)), style="bold")
+    text.append(f"  {visible(str(node.id))}", style="dim")
     if metric:
-        text.append(f"  {metric.removeprefix('metrics.')}=", style="cyan")
+        text.append(f"  {visible(metric.removeprefix('metrics.'))}=", style="cyan")
         text.append(cell(node.metric) or "–", style="cyan")
     if node.changes:
-        changed = ", ".join(f"{k}: {cell(old) or '∅'} → {cell(new) or '∅'}"
+        changed = ", ".join(f"{visible(k)}: {cell(old) or '∅'} → {cell(new) or '∅'}"
                             for k, (old, new) in sorted(node.changes.items()))
         text.append(f"  {changed}", style="yellow")
     elif is_root:
@@ -116,7 +117,7 @@ def _node_label(node: Node, metric: str | None, is_root: bool) -> Text:
 def history_trees(frame: pl.DataFrame, metric: str | None) -> list[Tree]:
     trees = []
     for line in build_history(frame, metric):
-        tree = Tree(Text(line.title, style="bold magenta"))
+        tree = Tree(Text(visible(str(line.title)), style="bold magenta"))
         stack = [(tree, node) for node in reversed(line.roots)]
         while stack:
             parent, node = stack.pop()
@@ -139,5 +140,5 @@ def usage_table(frame: pl.DataFrame, by: str, width: int = 30) -> Table:
         filled = round(width * row["size_bytes"] / largest)
         bar = Text("█" * filled + "░" * (width - filled), style="green")
         name = "/".join(str(row[k]) for k in keys if row[k] is not None) or "(root)"
-        table.add_row(human_size(row["size_bytes"]), f"{row['percent']:.1f}", bar, str(row["models"]), name)
+        table.add_row(human_size(row["size_bytes"]), f"{row['percent']:.1f}", bar, str(row["models"]), plain(name))
     return table

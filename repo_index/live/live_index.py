@@ -42,7 +42,12 @@ from mlrepo.repo_index.live.reconcile import Reconciler
 from mlrepo.repo_index.live.relpaths import is_dir
 from mlrepo.repo_index.live.routing import Change, Router
 from mlrepo.repo_index.live.watchers import Mode, ObserverKind, Watcher
-from mlrepo.repo_index.readers import Reader, StoreReader, default_readers, default_store_readers
+from mlrepo.repo_index.readers import (
+    Reader,
+    StoreReader,
+    default_readers,
+    default_store_readers,
+)
 
 log = logging.getLogger("mlrepo.live")
 

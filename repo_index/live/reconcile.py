@@ -23,7 +23,14 @@ from mlrepo.repo_index.live.relpaths import is_dir, join, listdir, parent, under
 from mlrepo.repo_index.live.routing import Key, Pending, Router
 from mlrepo.repo_index.readers import Place, Reader, StoreReader
 from mlrepo.repo_index.rows import _clean_text
-from mlrepo.repo_index.scanner import Found, Previous, Scanner, scan_model, store_models, store_stamp
+from mlrepo.repo_index.scanner import (
+    Found,
+    Previous,
+    Scanner,
+    scan_model,
+    store_models,
+    store_stamp,
+)
 
 #: the order keys are looked at in one round: a tree scan covers the model keys inside it
 ORDER = {"root": 0, "tree": 1, "store": 2, "claim": 3, "model": 4, "ledger": 5}

@@ -114,8 +114,8 @@ def _fill(rec: ModelRecord, block: dict, meta: str) -> None:
             _add_metric(rec, meta, name, value)
     elif isinstance(metrics, list):  # 0.13+
         for item in metrics:
-            if not isinstance(item, dict) or "name" not in item:
-                rec.add_error(f"{meta}: a metric entry without a name: {str(item)[:40]}")
+            if not isinstance(item, dict) or item.get("name") is None or str(item["name"]).strip() == "":
+                rec.add_error(f"{meta}: a metric entry without a name (skipped): {str(item)[:40]}")
                 continue
             direction = item.get("direction")
             _add_metric(

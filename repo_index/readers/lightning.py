@@ -16,7 +16,14 @@ import re
 import yaml
 from mlrepo.repo_index.readers import Place
 from mlrepo.repo_index.readers.history import thin
-from mlrepo.repo_index.readers.parsing import MetaError, load_file, load_text, take_params
+from mlrepo.repo_index.readers.parsing import (
+    MetaError,
+    load_file,
+    load_text,
+    parse_yaml,
+    read_bytes,
+    take_params,
+)
 from mlrepo.repo_index.records import Metric, ModelRecord
 
 _VERSION = re.compile(r"^version_\d+$")
@@ -43,11 +50,10 @@ def load_hparams(path: str) -> object:
     try:
         return load_file(path)
     except MetaError as exc:
-        text = load_text(path)  # unreadable or not text: raises its own MetaError
-        try:
-            return yaml.load(text, Loader=_PlainLoader)  # noqa: S506 - a SafeLoader subclass
-        except yaml.YAMLError:
-            raise exc from None
+        try:  # unreadable, not text or too costly: raises its own MetaError
+            return parse_yaml(path, read_bytes(path), _PlainLoader)
+        except MetaError as plain_exc:
+            raise (plain_exc if "invalid YAML" not in str(plain_exc) else exc) from None
 
 
 def parse_metrics_csv(text: str) -> tuple[dict[str, list[tuple[int | None, float]]], list[str]]:

@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Iterable
 from urllib.parse import unquote, urlparse
 
-from mlrepo.errors import ReadError
+from mlrepo.errors import ReadError, in_words
 from mlrepo.repo_index.readers.mlflow_file import (
     RUN_NAME_TAG,
     make_metric,
@@ -26,6 +26,7 @@ from mlrepo.repo_index.readers.mlflow_file import (
 from mlrepo.repo_index.records import Metric, ModelRecord
 
 BUSY_TIMEOUT = 1.5  # seconds to wait for a writer's lock before reporting the store as locked
+NAMELESS = "\x00nameless"  # stands for metric rows with an empty or NULL key: no real key holds a NUL byte
 HISTORY_ROWS = 200_000  # metric histories are loaded when the metrics table is at most this long
 MAX_SUFFIX = 8  # path components tried when looking for a moved artifact folder next to the database
 
@@ -101,7 +102,7 @@ class MlflowSqliteReader:
             return [self._failed(path, exc)]
 
     def _failed(self, path: str, exc: BaseException) -> ModelRecord:
-        message = str(exc) or type(exc).__name__
+        message = str(exc) if isinstance(exc, sqlite3.Error) and str(exc) else in_words(exc)
         if isinstance(exc, sqlite3.OperationalError) and "locked" in message:
             why = f"{message} (another process holds a write lock; try again later)"
         elif isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
@@ -175,7 +176,7 @@ class MlflowSqliteReader:
                 fallback = recorded or fallback
             except Exception as exc:  # noqa: BLE001 - one odd row is that run's problem, not the store's
                 rec = ModelRecord(path="", format=self.format, name=run_id)
-                rec.add_error(f"{os.path.basename(path)}: run {run_id}: {type(exc).__name__}: {exc}")
+                rec.add_error(f"{os.path.basename(path)}: run {run_id}: {in_words(exc)}")
                 found = None
             records.append((rec, found, fallback))
         for rec, found, fallback in records:
@@ -195,6 +196,9 @@ class MlflowSqliteReader:
         rec.params = params
         last_ts = 0
         for key in sorted(points):
+            if key == NAMELESS:
+                rec.add_error("a metric of this run has no name (an empty or NULL key in the store); it is not shown")
+                continue
             _step, ts, value = points[key]
             last_ts = max(last_ts, ts)
             metric = make_metric(key, hist[key]) if key in hist else Metric(name=key, value=value)
@@ -231,7 +235,9 @@ class MlflowSqliteReader:
         latest: dict[str, dict[str, tuple[int, int, float]]] = {}
         for run_id, key, value, ts, step, is_nan in _select(
                 con, "latest_metrics", cols, ("run_uuid", "key", "value", "timestamp", "step", "is_nan")):
-            if run_id is None or key is None:
+            if run_id is not None and (key is None or key == ""):  # reported on the run, never dropped silently
+                latest.setdefault(run_id, {})[NAMELESS] = (0, 0, math.nan)
+            if run_id is None or key is None or key == "":
                 continue
             latest.setdefault(run_id, {})[str(key)] = (_int(step), _int(ts), _value(value, is_nan))
 
@@ -250,7 +256,9 @@ class MlflowSqliteReader:
             f'"{c}"' if c in cols["metrics"] else "NULL"
             for c in ("run_uuid", "key", "value", "timestamp", "step", "is_nan"))))
         for run_id, key, value, ts, step, is_nan in cursor:
-            if run_id is None or key is None:
+            if run_id is not None and (key is None or key == ""):
+                best[(run_id, NAMELESS)] = (0, 0, math.nan)
+            if run_id is None or key is None or key == "":
                 continue
             point = (_int(step), _int(ts), _value(value, is_nan))
             if keep_history:
