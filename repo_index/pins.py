@@ -12,9 +12,8 @@ import os
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
-import orjson
 from mlrepo.errors import FailedError
-from mlrepo.repo_index.cache import atomic_write, state_dir
+from mlrepo.repo_index.state import StateError, read_json, state_dir, write_json
 
 PINS = "pins.json"
 VERSION = 1
@@ -41,12 +40,11 @@ def load_pins(root: str) -> dict[str, Pin]:
     """id -> Pin; {} when nothing was ever pinned. Raises PinsError when the file is damaged."""
     path = pins_path(root)
     try:
-        with open(path, "rb") as fh:
-            data = orjson.loads(fh.read())
-    except FileNotFoundError:
+        data = read_json(root, PINS)
+    except StateError as exc:
+        raise PinsError(str(exc)) from None
+    if data is None:
         return {}
-    except (OSError, orjson.JSONDecodeError) as exc:
-        raise PinsError(f"{path}: cannot read the pins ({exc}); fix or remove the file") from None
     pins = data.get("pins") if isinstance(data, dict) else None
     if not isinstance(pins, list):
         raise PinsError(f"{path}: not a pins file (no list of pins)")
@@ -60,11 +58,8 @@ def load_pins(root: str) -> dict[str, Pin]:
 
 
 def save_pins(root: str, pins: dict[str, Pin]) -> None:
-    path = pins_path(root)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    data = orjson.dumps({"version": VERSION, "pins": [asdict(p) for p in sorted(pins.values(), key=lambda p: p.id)]},
-                        option=orjson.OPT_INDENT_2)
-    atomic_write(path, lambda fh: fh.write(data + b"\n"), durable=True)
+    write_json(root, PINS, {"version": VERSION,
+                            "pins": [asdict(p) for p in sorted(pins.values(), key=lambda p: p.id)]})
 
 
 def pin(root: str, models: list[tuple[str, str]], note: str = "") -> list[Pin]:

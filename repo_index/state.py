@@ -235,3 +235,26 @@ def _moved(value: object, old: str, new: str) -> object:
     if isinstance(value, list):
         return [_moved(v, old, new) for v in value]
     return value
+
+
+def read_json(root: str, name: str) -> object | None:
+    """A small JSON file of the state folder, read as untrusted input (a real folder, a regular file, bounded; see
+    ``parsing.read_bytes``); None when there is none. Raises ``StateError`` when it cannot be used."""
+    from mlrepo.repo_index.readers.parsing import MetaError, read_bytes
+
+    folder = real_state(root)
+    path = os.path.join(state_dir(root), name)
+    if folder is None or not os.path.lexists(path):
+        return None
+    try:
+        return orjson.loads(read_bytes(path))
+    except (MetaError, orjson.JSONDecodeError) as exc:
+        raise StateError(f"{path}: cannot be read ({exc}); fix or remove the file") from None
+
+
+def write_json(root: str, name: str, obj: object) -> None:
+    """Replace a small JSON file of the state folder atomically and durably (its folders real folders only)."""
+    from mlrepo.repo_index.cache import atomic_write
+
+    data = orjson.dumps(obj, option=orjson.OPT_INDENT_2) + b"\n"
+    atomic_write(os.path.join(checked_dir(root), name), lambda fh: fh.write(data), durable=True)

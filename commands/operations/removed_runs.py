@@ -12,10 +12,8 @@ import os
 import sqlite3
 from dataclasses import asdict, dataclass
 
-import orjson
-from mlrepo.errors import FailedError
-from mlrepo.repo_index.cache import atomic_write, state_dir
 from mlrepo.repo_index.readers.mlflow_registry import uri_path
+from mlrepo.repo_index.state import read_json, write_json
 
 FILE = "removed-runs.json"
 VERSION = 1
@@ -28,18 +26,8 @@ class RemovedRun:
     deleted_time: int  # milliseconds, as written to runs.deleted_time
 
 
-def _path(root: str) -> str:
-    return os.path.join(state_dir(root), FILE)
-
-
 def load(root: str) -> dict[tuple[str, str], RemovedRun]:
-    try:
-        with open(_path(root), "rb") as fh:
-            data = orjson.loads(fh.read())
-    except FileNotFoundError:
-        return {}
-    except (OSError, orjson.JSONDecodeError) as exc:
-        raise FailedError(f"{_path(root)}: cannot read which runs mlrepo deleted ({exc})") from None
+    data = read_json(root, FILE)  # StateError (a FailedError) when damaged
     out = {}
     for item in data.get("runs", []) if isinstance(data, dict) else []:
         if isinstance(item, dict) and isinstance(item.get("store"), str) and isinstance(item.get("run"), str) \
@@ -50,10 +38,7 @@ def load(root: str) -> dict[tuple[str, str], RemovedRun]:
 
 
 def _save(root: str, runs: dict[tuple[str, str], RemovedRun]) -> None:
-    os.makedirs(state_dir(root), exist_ok=True)
-    data = orjson.dumps({"version": VERSION, "runs": [asdict(r) for _k, r in sorted(runs.items())]},
-                        option=orjson.OPT_INDENT_2)
-    atomic_write(_path(root), lambda fh: fh.write(data + b"\n"), durable=True)
+    write_json(root, FILE, {"version": VERSION, "runs": [asdict(r) for _k, r in sorted(runs.items())]})
 
 
 def record(root: str, store: str, run: str, deleted_time: int) -> None:
