@@ -275,7 +275,7 @@ def test_a_null_metric_name_in_an_mlflow_store_is_reported(copy_fixture):
     """A metric row without a name (an empty key: a damaged or hand-edited store) is reported on its run."""
     import sqlite3
 
-    from conftest import FIXTURES
+    from treeutil import FIXTURES
 
     store = copy_fixture(FIXTURES / "mlflow_sqlite", "store")
     con = sqlite3.connect(store / "mlflow.db")
