@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 from mlrepo.errors import UsageError
@@ -48,7 +49,7 @@ class Index:
         public = raw.drop(HIDDEN_SCHEMA.keys()).rename({k: v for k, v in names.items() if k in raw.columns})
         metric_cols = sorted(c for c in public.columns if c.startswith("metrics."))
         param_cols = sorted(c for c in public.columns if c.startswith("params."))
-        self.df: pl.DataFrame = public.select([*BASE_COLUMNS, *metric_cols, *param_cols])
+        self.df: pl.DataFrame = with_tag_columns(public.select([*BASE_COLUMNS, *metric_cols, *param_cols]))
 
     def __len__(self) -> int:
         return self.df.height
@@ -67,8 +68,43 @@ class Index:
     def unreadable(self) -> pl.DataFrame:
         return self.df.filter(pl.col("error").is_not_null()).select("id", "path", "format", "error")
 
-    def to_pandas(self):
+    def to_pandas(self) -> Any:
+        """The table as a pandas DataFrame (needs the extra: ``pip install 'mlrepo[pandas]'``)."""
+        import importlib.util
+
+        missing = [m for m in ("pandas", "pyarrow") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ModuleNotFoundError(f"Index.to_pandas() needs {' and '.join(missing)}: "
+                                      "pip install 'mlrepo[pandas]'")
         return self.df.to_pandas()
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows the index as its table, under a line saying where it comes from."""
+        from html import escape
+
+        by_format = ", ".join(f"{fmt} {n}" for fmt, n in sorted(self.counts_by_format().items()))
+        head = f"<p><b>mlrepo index</b> of <code>{escape(self.root)}</code>: {len(self)} models"
+        return head + (f" ({escape(by_format)})" if by_format else "") + "</p>" + self.df._repr_html_()
+
+    def __repr__(self) -> str:
+        return f"<mlrepo Index of {self.root!r}: {len(self)} models>"
+
+
+MAX_TAG_COLUMNS = 200
+
+
+def with_tag_columns(frame: pl.DataFrame) -> pl.DataFrame:
+    """One ``tags.<key>`` column per key of the ``key=value`` tags (MLflow's tags, ``--where "tags.stage =
+    'prod'"``); ``tags`` keeps the whole list, so ``tags contains 'stage=prod'`` works too."""
+    pairs = frame["tags"].explode().drop_nulls()
+    keys = sorted({t.split("=", 1)[0] for t in pairs.filter(pairs.str.contains("=", literal=True)).unique()})
+    keys = [k for k in keys if k and f"tags.{k}" not in frame.columns][:MAX_TAG_COLUMNS]
+    if not keys:
+        return frame
+    return frame.with_columns(
+        pl.col("tags").list.eval(pl.element().filter(pl.element().str.starts_with(f"{key}="))
+                                 .str.slice(len(key) + 1)).list.first().alias(f"tags.{key}")
+        for key in keys)
 
 
 @contextmanager
@@ -101,14 +137,16 @@ def cached_index(root: str | os.PathLike[str]) -> Index | None:
     return Index(root, frame, info, ScanStats())
 
 
-def open_index(root: str | os.PathLike[str] = ".", *, rebuild: bool = False, use_cache: bool = True) -> Index:
-    """Index ``root``: revalidate the cache against the disk (re-reading only what changed), or scan afresh."""
+def open_index(root: str | os.PathLike[str] = ".", *, rebuild: bool = False, use_cache: bool = True,
+               write_cache: bool = True) -> Index:
+    """Index ``root``: revalidate the cache against the disk (re-reading only what changed), or scan afresh.
+    ``write_cache=False`` reads a cache but never writes one (a dry run leaves nothing behind)."""
     start = time.perf_counter()
     root = os.path.abspath(os.path.expanduser(os.fspath(root)))
     if not os.path.isdir(root):
         raise RootError(f"{root}: not a folder" if os.path.exists(root) else f"{root}: no such folder")
     cache = Cache(root)
-    if use_cache:
+    if use_cache and write_cache:
         cache.prepare()  # before the walk: creating .mlrepo/ changes the root's mtime the scan records
     with _no_gc():
         loaded = None if rebuild or not use_cache else cache.load()
@@ -140,7 +178,7 @@ def open_index(root: str | os.PathLike[str] = ".", *, rebuild: bool = False, use
                       skipped=result.skipped, skeleton=result.skeleton, stores=result.stores)
     changed = (previous_frame is None or stats.read > 0 or raw.height != previous_frame.height
                or result.skeleton != previous.skeleton)
-    if use_cache and changed:
+    if use_cache and write_cache and changed:
         stats.cache_written = cache.save(raw, result.skeleton, result.stores, info)
     stats.seconds = time.perf_counter() - start
     from mlrepo.repo_index.archived import with_archived  # archived/trashed models stay listed (not cached)

@@ -62,6 +62,7 @@ from mlrepo.repo_index.cache import STATE_DIR, Cache
 from mlrepo.repo_index.index import Index, RootError, _drop_empty, apply_changes, open_index
 from mlrepo.repo_index.readers import Place, Reader, StoreReader, default_readers, default_store_readers
 from mlrepo.repo_index.rows import _clean_text, split_paths
+from mlrepo.repo_index.schema import stamped
 from mlrepo.repo_index.scanner import (
     SKIP_DIRS,
     Found,
@@ -108,7 +109,8 @@ POLL_FOLDERS_PER_SECOND = 8000
 @dataclass(frozen=True, slots=True)
 class ChangeEvent:
     """One model added, updated or removed. ``id`` and ``path`` are the index's; the rest describes the model
-    (for ``removed``: as it was)."""
+    (for ``removed``: as it was, with status ``removed``). ``to_dict`` is the ``watch`` JSON line, versioned by the
+    output schema (README, "Machine-readable output")."""
 
     event: str  # "added" | "updated" | "removed"
     id: str
@@ -119,10 +121,12 @@ class ChangeEvent:
     name: str | None = None
     status: str | None = None
     error: str | None = None
+    metrics: dict[str, object] = field(default_factory=dict)  # column -> value, the metrics the model has
 
     def to_dict(self) -> dict[str, object]:
-        return {"event": self.event, "id": self.id, "path": self.path, "format": self.format, "repo": self.repo,
-                "line": self.line, "name": self.name, "status": self.status, "error": self.error}
+        return stamped({"event": self.event, "id": self.id, "path": self.path, "format": self.format,
+                        "repo": self.repo, "line": self.line, "name": self.name, "status": self.status,
+                        "error": self.error, "metrics": self.metrics})
 
 
 @dataclass(slots=True)
@@ -983,8 +987,10 @@ class LiveIndex:
     # -- applying ----------------------------------------------------------------------------------------------------
     @staticmethod
     def _event(kind: str, row: dict) -> ChangeEvent:
+        metrics = {k: v for k, v in row.items() if k.startswith("metrics.") and v is not None}
         return ChangeEvent(kind, row["id"], row["path"], row["format"], row.get("repo"), row.get("line"),
-                           row.get("name"), row.get("status"), row.get("error"))
+                           row.get("name"), "removed" if kind == "removed" else row.get("status"), row.get("error"),
+                           metrics)
 
     def _with_ledger(self, index: Index) -> Index:
         """The rows of archived/trashed models taken afresh from mlrepo's ledger, as ``open_index`` merges them

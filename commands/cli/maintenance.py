@@ -7,15 +7,16 @@ and the exit code is 3.
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import click
 import orjson
-from mlrepo.commands.cli.output import stdout_console
 from mlrepo.commands import operations
-from mlrepo.commands.operations.paths import is_within
+from mlrepo.commands.cli.common import get_root, load
+from mlrepo.commands.cli.console import err
+from mlrepo.commands.cli.output import stdout_console
+from mlrepo.commands.cli.roots import check_refs_inside, split_root
 from mlrepo.commands.operations.plan import (
     KeepRules,
     Plan,
@@ -27,30 +28,15 @@ from mlrepo.commands.operations.plan import (
 )
 from mlrepo.commands.views.plan import groups_table, plan_table, restore_table
 from mlrepo.errors import FailedError, RefusedError, UsageError
-from mlrepo.repo_index import open_index
 from mlrepo.repo_index.units import human_size
-from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _recover(root: str) -> None:
     messages = operations.recover_pending(root)
     for line in messages:
         err.print(f"recovered: {line}", markup=False)
-
-
-def split_root(args: Sequence[str], selecting: bool) -> tuple[str, list[str]]:
-    """``[ROOT] MODEL…``: the first argument is ROOT when it is a folder and the others (if any) are not paths
-    outside it; otherwise ROOT is the current folder and every argument names a model."""
-    if not args:
-        return ".", []
-    first, rest = args[0], list(args[1:])
-    if os.path.isdir(first) and (selecting or rest):
-        if all(not os.path.exists(a) or is_within(a, first) for a in rest):
-            return first, rest
-    return ".", list(args)
 
 
 def _confirm(question: str, yes: bool, what: str) -> None:
@@ -149,7 +135,7 @@ plan_format_opt = click.option("--format", "fmt", type=click.Choice(["table", "j
 
 
 @click.command()
-@click.argument("root", default=".", type=click.Path(file_okay=False, path_type=str))
+@click.argument("root", required=False, type=click.Path(file_okay=False, path_type=str))
 @click.option("--keep-top", type=click.IntRange(min=0), metavar="K", help="Keep the best K per group by --metric.")
 @click.option("--metric", "metrics", multiple=True, metavar="M",
               help="Metric to rank by for --keep-top; repeat to break ties.")
@@ -167,7 +153,7 @@ plan_format_opt = click.option("--format", "fmt", type=click.Choice(["table", "j
 @dry_run_opt
 @yes_opt
 @plan_format_opt
-def prune(root: str, keep_top: int | None, metrics: tuple[str, ...], modes: tuple[str, ...], per: str,
+def prune(root: str | None, keep_top: int | None, metrics: tuple[str, ...], modes: tuple[str, ...], per: str,
           keep_last: int | None, keep_tags: tuple[str, ...], older_than: str | None, where_expr: str | None,
           archive_to: str | None, delete: bool, dry_run: bool, yes: bool, fmt: str) -> None:
     """Remove the models that no keep rule keeps (to the trash by default).
@@ -182,9 +168,10 @@ def prune(root: str, keep_top: int | None, metrics: tuple[str, ...], modes: tupl
                       modes=modes, per=per, keep_last=keep_last, keep_tags=keep_tags,
                       older_than=parse_age(older_than) if older_than else None, where=where_expr)
     rules.check()
+    where_root = get_root(root, yes)
     if not dry_run:
-        _recover(root)
-    idx = open_index(root)
+        _recover(where_root.path)
+    idx = load(where_root, write=not dry_run)
     plan = plan_prune(idx, rules)
     _show_plan(plan, fmt, how)
     if dry_run:
@@ -194,25 +181,29 @@ def prune(root: str, keep_top: int | None, metrics: tuple[str, ...], modes: tupl
 
 @click.command()
 @click.argument("args", nargs=-1, metavar="[ROOT] [MODEL]...")
+@click.option("--root", "root_opt", type=click.Path(file_okay=False, path_type=str), metavar="DIR",
+              help="ROOT, when not given as the first argument.")
 @click.option("--where", "where_expr", metavar="EXPR", help="Archive the models matching EXPR.")
 @click.option("--to", "archive_to", type=click.Path(file_okay=False), metavar="DIR",
               help="Where the archives go (default <root>/.mlrepo/archive), e.g. another disk.")
 @dry_run_opt
 @yes_opt
 @plan_format_opt
-def archive(args: tuple[str, ...], where_expr: str | None, archive_to: str | None, dry_run: bool, yes: bool,
+def archive(args: tuple[str, ...], root_opt: str | None, where_expr: str | None, archive_to: str | None, dry_run: bool, yes: bool,
             fmt: str) -> None:
     """Move models into compressed archives (.tar.zst); they stay in the index with status archived.
 
     Each folder is removed only after its archive is written, flushed and verified. MODEL: id, path or
     repo/line/name.
     """
-    root, refs = split_root(args, where_expr is not None)
+    given, refs = (root_opt, list(args)) if root_opt is not None else split_root(args, where_expr is not None)
     if not refs and where_expr is None:
         raise UsageError("name the models to archive (id, path or repo/line/name), or give --where EXPR")
+    root = get_root(given, yes, "--root" if root_opt is not None else "the ROOT argument")
+    check_refs_inside(root, refs)
     if not dry_run:
-        _recover(root)
-    idx = open_index(root)
+        _recover(root.path)
+    idx = load(root, write=not dry_run)
     plan = plan_selection(idx, refs, where_expr)
     _show_plan(plan, fmt, "archive")
     if dry_run:
@@ -226,18 +217,22 @@ def archive(args: tuple[str, ...], where_expr: str | None, archive_to: str | Non
 
 @click.command()
 @click.argument("args", nargs=-1, metavar="[ROOT] [MODEL]...")
+@click.option("--root", "root_opt", type=click.Path(file_okay=False, path_type=str), metavar="DIR",
+              help="ROOT, when not given as the first argument.")
 @click.option("--all", "everything", is_flag=True, help="Restore every archived and trashed model.")
 @dry_run_opt
 @yes_opt
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def restore(args: tuple[str, ...], everything: bool, dry_run: bool, yes: bool, fmt: str) -> None:
+def restore(args: tuple[str, ...], root_opt: str | None, everything: bool, dry_run: bool, yes: bool, fmt: str) -> None:
     """Bring archived or trashed models back to their folders, byte for byte."""
-    root, refs = split_root(args, everything)
+    given, refs = (root_opt, list(args)) if root_opt is not None else split_root(args, everything)
     if not refs and not everything:
         raise UsageError("name the models to restore (id, path or repo/line/name), or give --all")
+    root = get_root(given, yes, "--root" if root_opt is not None else "the ROOT argument")
+    check_refs_inside(root, refs)
     if not dry_run:
-        _recover(root)
-    idx = open_index(root)
+        _recover(root.path)
+    idx = load(root, write=not dry_run)
     items = plan_restore(idx, refs, everything)
     if fmt == "json":
         sys.stdout.buffer.write(orjson.dumps([{"id": i.id, "path": i.path, "kind": i.kind, "source": i.source,
