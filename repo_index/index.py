@@ -70,12 +70,12 @@ class Index:
 
     def to_pandas(self) -> Any:
         """The table as a pandas DataFrame (needs the extra: ``pip install 'mlrepo[pandas]'``)."""
-        import importlib.util
-
-        missing = [m for m in ("pandas", "pyarrow") if importlib.util.find_spec(m) is None]
-        if missing:
-            raise ModuleNotFoundError(f"Index.to_pandas() needs {' and '.join(missing)}: "
-                                      "pip install 'mlrepo[pandas]'")
+        try:
+            import pandas  # noqa: F401
+            import pyarrow  # noqa: F401
+        except ImportError as exc:
+            raise ModuleNotFoundError(f"Index.to_pandas() needs {exc.name or 'pandas'}, which is not installed: "
+                                      "pip install 'mlrepo[pandas]'", name=exc.name) from None
         return self.df.to_pandas()
 
     def _repr_html_(self) -> str:
@@ -207,6 +207,9 @@ def apply_changes(index: Index, found: Sequence[Found], removed: Iterable[str] =
     return Index(index.root, raw, info, index.stats)
 
 
+MIN_ID_PREFIX = 4
+
+
 def find_model(index: Index, ref: str) -> dict[str, object]:
     """A model by path, id (or unique id prefix), its ``repo/line/name`` label as the listings print it (an MLflow
     run has no line: ``experiment/run``; a tail such as ``line/name`` or ``name`` is enough when unique), or its
@@ -219,7 +222,7 @@ def find_model(index: Index, ref: str) -> dict[str, object]:
     label = pl.concat_str([pl.col("repo"), pl.col("line"), pl.col("name")], separator="/", ignore_nulls=True)
     tail = "/".join(p for p in ref.strip("/").split("/") if p not in ("", "—", "-"))
     tries = [pl.col("path") == path]
-    if len(ref) >= 4:
+    if len(ref) >= MIN_ID_PREFIX:
         tries.append(pl.col("id").str.starts_with(ref.lower()))
     if tail:
         tries += [(label == tail) | label.str.ends_with(f"/{tail}"), pl.col("path").str.ends_with(f"/{tail}"),
@@ -232,7 +235,17 @@ def find_model(index: Index, ref: str) -> dict[str, object]:
     hits = hits.drop("_source_id")
     if hits.height == 1:
         return hits.row(0, named=True)
+    if hits.is_empty() and 0 < len(ref) < MIN_ID_PREFIX and all(c in "0123456789abcdef" for c in ref.lower()):
+        short = df.filter(pl.col("id").str.starts_with(ref.lower()))
+        if not short.is_empty():
+            raise UsageError(f"id prefix {ref!r} is too short (give at least {MIN_ID_PREFIX} characters): "
+                             f"{short.height} model(s) start with it: {_candidates(short)}")
     if hits.is_empty():
         raise UsageError(f"no model {ref!r} under {index.root} (give an id, a path or repo/line/name)")
-    choices = ", ".join(f"{r['id']} ({r['repo']}/{r['line']}/{r['name']})" for r in hits.head(8).iter_rows(named=True))
-    raise UsageError(f"{ref!r} matches {hits.height} models: {choices}")
+    raise UsageError(f"{ref!r} matches {hits.height} models: {_candidates(hits)}")
+
+
+def _candidates(rows: pl.DataFrame, limit: int = 8) -> str:
+    shown = ", ".join(f"{r['id']} ({'/'.join(str(p) for p in (r['repo'], r['line'], r['name']) if p)})"
+                      for r in rows.head(limit).iter_rows(named=True))
+    return shown + (f", … ({rows.height} in all)" if rows.height > limit else "")

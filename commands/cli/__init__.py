@@ -44,6 +44,10 @@ def _print_json(obj: object) -> None:
     sys.stdout.flush()
 
 
+class ReaderGone(Exception):
+    """stdout's reader closed the pipe (``| head``)."""
+
+
 class LazyGroup(click.Group):
     """Subcommands whose modules load only when named (click's documented pattern): every command starts without
     the journal, the trash and watchdog unless it needs them."""
@@ -79,6 +83,14 @@ class LazyGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.LAZY])
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:  # before click's own handler, which exits 1 on a closed pipe
+            if exc.errno == errno.EPIPE:
+                raise ReaderGone from None
+            raise
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.LAZY:
@@ -498,14 +510,8 @@ def main(argv: list[str] | None = None) -> None:
         code = exc.exit_status
     except KeyboardInterrupt:
         code = ExitStatus.INTERRUPTED
-    except BrokenPipeError:
+    except ReaderGone:
         code = _reader_gone()
-    except OSError as exc:
-        if exc.errno != errno.EPIPE:
-            err.print(f"mlrepo: error: {_one_line(str(exc))}", markup=False)
-            code = ExitStatus.FAILED
-        else:
-            code = _reader_gone()
     except Exception as exc:  # the promise: a message, not a traceback
         err.print(f"mlrepo: error: {type(exc).__name__}: {_one_line(str(exc))}", markup=False)
         code = ExitStatus.FAILED

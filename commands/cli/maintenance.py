@@ -167,8 +167,8 @@ def prune(root: str | None, keep_top: int | None, metrics: tuple[str, ...], mode
     rules = KeepRules(keep_top=keep_top, metrics=tuple(m for ms in metrics for m in ms.split(",") if m.strip()),
                       modes=modes, per=per, keep_last=keep_last, keep_tags=keep_tags,
                       older_than=parse_age(older_than) if older_than else None, where=where_expr)
-    rules.check()
     where_root = get_root(root, yes)
+    rules.check()
     if not dry_run:
         _recover(where_root.path)
     idx = load(where_root, write=not dry_run)
