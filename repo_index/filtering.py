@@ -57,7 +57,7 @@ def _utc_timestamp(literal: str) -> str:
                          "'2026-11-01T12:00:00+01:00')") from None
     if moment.tzinfo is not None:
         moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
-    return f"'{moment.isoformat(sep=' ')}'::timestamp"
+    return f"'{moment.isoformat()}'::timestamp"  # with the T: older polars reads no other form
 
 
 def to_sql(text: str, columns: Sequence[str], metrics: dict[str, MetricInfo] | None = None,

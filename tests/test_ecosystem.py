@@ -239,6 +239,8 @@ def test_color_and_width_through_a_pipe(ws, home):
     r = run("ls", ws, env=env, extra_env={"MLREPO_COLOR": "always"})
     assert "\x1b[" in r.stdout
     assert run("--color", "sometimes", "ls", ws, env=env).returncode == 2
+    assert run("ls", ws, env=env).stderr.strip() == "14 models"
+    assert run("-q", "ls", ws, env=env).stderr == ""  # -q: no notes (and no progress line on a terminal)
 
 
 def test_sizes_are_decimal_and_labelled_so(ws, home):

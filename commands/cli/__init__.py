@@ -245,6 +245,7 @@ def _models(args: tuple[str, ...], root_opt: str | None, n_models: int, yes: boo
     otherwise comes from ``--root``, MLREPO_ROOT, the config or the current folder, as for every command."""
     from mlrepo.repo_index.index import find_model
 
+    given: str | None
     if len(args) == n_models + 1 and root_opt is None:
         given, refs, source = args[0], list(args[1:]), "the ROOT argument"
     elif len(args) == n_models:

@@ -9,31 +9,23 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
-import orjson
-from mlrepo.commands import operations
 from mlrepo.commands.cli.common import get_root, load
 from mlrepo.commands.cli.console import err
-from mlrepo.commands.cli.output import stdout_console
 from mlrepo.commands.cli.roots import check_refs_inside, split_root
-from mlrepo.commands.operations.plan import (
-    KeepRules,
-    Plan,
-    RestoreItem,
-    parse_age,
-    plan_prune,
-    plan_restore,
-    plan_selection,
-)
-from mlrepo.commands.views.plan import groups_table, plan_table, restore_table
 from mlrepo.errors import FailedError, RefusedError, UsageError
-from mlrepo.repo_index.units import human_size
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
+if TYPE_CHECKING:  # loaded when a command runs: `prune --help` and a TAB load neither polars nor rich
+    from mlrepo.commands import operations
+    from mlrepo.commands.operations.plan import Plan
+    from rich.progress import Progress
 
 
 def _recover(root: str) -> None:
+    from mlrepo.commands import operations
+
     messages = operations.recover_pending(root)
     for line in messages:
         err.print(f"recovered: {line}", markup=False)
@@ -48,6 +40,9 @@ def _confirm(question: str, yes: bool, what: str) -> None:
 
 
 def _progress_bar(total_bytes: int, label: str) -> tuple[Progress | None, Callable | None]:
+    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+                               TransferSpeedColumn)
+
     if not err.is_terminal:
         return None, None
     bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
@@ -71,6 +66,11 @@ def _run_with_progress(total_bytes: int, label: str, work: Callable[[Callable | 
 
 
 def _show_plan(plan: Plan, fmt: str, where_to: str) -> None:
+    import orjson
+    from mlrepo.commands.cli.output import stdout_console
+    from mlrepo.commands.views.plan import groups_table, plan_table
+    from mlrepo.repo_index.units import human_size
+
     if fmt == "json":
         sys.stdout.buffer.write(orjson.dumps(plan.to_dict(), default=str) + b"\n")
         sys.stdout.flush()
@@ -96,6 +96,8 @@ def _destination(how: str) -> str:
 
 
 def _report(report: operations.Report, verb: str) -> None:
+    from mlrepo.repo_index.units import human_size
+
     for o in report.outcomes:
         if o.ok:
             where = f" -> {o.where}" if o.where and o.action != "restored" else ""
@@ -110,6 +112,9 @@ def _report(report: operations.Report, verb: str) -> None:
 
 
 def _execute(root: str, plan: Plan, how: str, archive_dir: str | None, yes: bool) -> None:
+    from mlrepo.commands import operations
+    from mlrepo.repo_index.units import human_size
+
     n = len(plan.removed)
     if not n:
         err.print("nothing to do", markup=False)
@@ -161,6 +166,8 @@ def prune(root: str | None, keep_top: int | None, metrics: tuple[str, ...], mode
     Keep rules are a union: a model goes only when none keeps it. Always kept: models that changed in the last
     minutes, running ones, runs stored in mlflow.db, folders outside ROOT or behind symlinks.
     """
+    from mlrepo.commands.operations.plan import KeepRules, parse_age, plan_prune
+
     if archive_to is not None and delete:
         raise UsageError("--archive and --delete exclude each other")
     how = "delete" if delete else "archive" if archive_to is not None else "trash"
@@ -196,6 +203,8 @@ def archive(args: tuple[str, ...], root_opt: str | None, where_expr: str | None,
     Each folder is removed only after its archive is written, flushed and verified. MODEL: id, path or
     repo/line/name.
     """
+    from mlrepo.commands.operations.plan import plan_selection
+
     given, refs = (root_opt, list(args)) if root_opt is not None else split_root(args, where_expr is not None)
     if not refs and where_expr is None:
         raise UsageError("name the models to archive (id, path or repo/line/name), or give --where EXPR")
@@ -225,6 +234,13 @@ def archive(args: tuple[str, ...], root_opt: str | None, where_expr: str | None,
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def restore(args: tuple[str, ...], root_opt: str | None, everything: bool, dry_run: bool, yes: bool, fmt: str) -> None:
     """Bring archived or trashed models back to their folders, byte for byte."""
+    import orjson
+    from mlrepo.commands import operations
+    from mlrepo.commands.cli.output import stdout_console
+    from mlrepo.commands.operations.plan import plan_restore
+    from mlrepo.commands.views.plan import restore_table
+    from mlrepo.repo_index.units import human_size
+
     given, refs = (root_opt, list(args)) if root_opt is not None else split_root(args, everything)
     if not refs and not everything:
         raise UsageError("name the models to restore (id, path or repo/line/name), or give --all")
