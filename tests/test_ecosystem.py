@@ -208,7 +208,7 @@ def test_json_for_every_listing_and_inspecting_command(ws, home, tmp_path):
     assert run("export", ws, "--format", "parquet", "-o", out, env=env).returncode == 0
     import pyarrow.parquet as pq
 
-    assert pq.read_schema(out).metadata[b"mlrepo.schema_version"] == b"1"
+    assert pq.read_metadata(out).metadata[b"mlrepo.schema_version"] == b"1"
     csv = run("export", ws, "--format", "csv", "--where", "tags contains 'best'", env=env).stdout
     assert "best;candidate" in csv  # the documented tag separator
 

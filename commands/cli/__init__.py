@@ -498,6 +498,7 @@ def main(argv: list[str] | None = None) -> None:
         args = sys.argv[1:] if argv is None else argv
         code = cli.main(args=args, prog_name="mlrepo", standalone_mode=False, obj=State(argv=list(args)),
                         complete_var="_MLREPO_COMPLETE")
+        sys.stdout.flush()  # here, not at exit, where a closed pipe would be reported as an error
     except click.exceptions.Abort:
         err.print("aborted", markup=False)
         code = ExitStatus.FAILED
@@ -511,7 +512,7 @@ def main(argv: list[str] | None = None) -> None:
         code = exc.exit_status
     except KeyboardInterrupt:
         code = ExitStatus.INTERRUPTED
-    except ReaderGone:
+    except (ReaderGone, BrokenPipeError):
         code = _reader_gone()
     except Exception as exc:  # the promise: a message, not a traceback
         err.print(f"mlrepo: error: {type(exc).__name__}: {_one_line(str(exc))}", markup=False)

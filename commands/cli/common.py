@@ -27,7 +27,7 @@ EXPORT_FORMATS = ("csv", "json", "jsonl", "parquet", "md")
 class State:
     """One run of ``mlrepo``: its arguments and the settings in force (``ctx.obj``)."""
 
-    argv: list[str]
+    argv: list[str] = field(default_factory=list)
     values: dict[str, Value] = field(default_factory=dict)
     looked: list[str] = field(default_factory=list)
     quiet: bool = False
@@ -36,7 +36,7 @@ class State:
 def state() -> State:
     ctx = click.get_current_context(silent=True)
     obj = ctx.find_object(State) if ctx else None
-    return obj if obj is not None else State(argv=[])
+    return obj if obj is not None else State()
 
 
 def root_argument(with_yes: bool = True) -> Callable:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import sys
 from datetime import datetime
@@ -44,10 +45,16 @@ def rich_table(frame: pl.DataFrame, title: str | None = None) -> Table:
     return table
 
 
+class _StdoutConsole(Console):
+    def on_broken_pipe(self) -> None:
+        """rich's documented hook: the CLI ends a closed pipe quietly with 0, where rich would exit 1."""
+        raise BrokenPipeError(errno.EPIPE, "stdout was closed")
+
+
 def stdout_console() -> Console:
     """A console for stdout that never wraps lines when stdout is a file or a pipe (scripts read it), even when
     FORCE_COLOR makes rich treat the pipe as a terminal (``FORCE_COLOR=1 mlrepo ls | less -R``)."""
-    return Console() if sys.stdout.isatty() else Console(width=100_000)
+    return _StdoutConsole() if sys.stdout.isatty() else _StdoutConsole(width=100_000)
 
 
 def write(frame: pl.DataFrame, fmt: str, out: BinaryIO | None = None, title: str | None = None) -> None:

@@ -88,9 +88,7 @@ def check_refs_inside(root: Root, refs: Sequence[str]) -> None:
     for ref in refs:
         if not looks_like_path(ref):
             continue
-        path = os.path.abspath(os.path.expanduser(ref))
-        if not os.path.exists(path):
-            raise UsageError(f"{ref}: no such file or folder")
+        path = os.path.abspath(os.path.expanduser(ref))  # need not exist: a trashed model's folder is gone
         if os.path.commonpath([path, root.path]) != root.path:
             raise UsageError(f"{ref} is not under ROOT {root.path} ({root.source}); give the root that holds it "
                              f"(--root DIR, or MLREPO_ROOT)")
