@@ -288,7 +288,10 @@ def test_a_bare_metric_name_resolves_alike_everywhere(ws, home):
 
 # -- packaging ----------------------------------------------------------------------------------------------------
 def test_package_metadata_and_a_light_install():
+    import mlrepo
+
     meta = metadata.metadata("mlrepo")
+    assert meta["Version"] == mlrepo.__version__ == run("--version").stdout.split()[-1]  # --version reads no dist
     assert meta["License-Expression"] == "MIT"
     urls = dict(u.split(", ", 1) for u in meta.get_all("Project-URL"))
     assert urls["Source"].startswith("https://github.com/")
