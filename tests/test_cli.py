@@ -94,7 +94,7 @@ def test_where_forms_users_type(ws):
         zip(df["line"], df["name"], strict=True))
 
 
-@pytest.mark.parametrize("expr, why", [("metrics.f1.digits.val >", "unable to parse"),
+@pytest.mark.parametrize("expr, why", [("metrics.f1.digits.val >", "bad --where 'metrics.f1.digits.val >': "),
                                        ("nosuch > 1", "unknown column"), ("f1 > 0.5", "ambiguous"),
                                        ("", "empty")])
 def test_bad_where_is_usage_error(ws, cli, expr, why):
