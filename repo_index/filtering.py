@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
 
 import polars as pl
 from mlrepo.repo_index.columns import UnknownColumn, UsageError, resolve_column
@@ -46,6 +47,20 @@ def _string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _utc_timestamp(literal: str) -> str:
+    """A quoted date or time as a naive UTC SQL timestamp: '2026-11-01', '2026-11-01 12:00', ISO with an offset
+    or Z (converted to UTC)."""
+    text = literal[1:-1].replace("''", "'").strip()
+    try:
+        moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+    except ValueError:
+        raise UsageError(f"bad --where: {literal} is not a date or time (e.g. '2026-11-01' or "
+                         "'2026-11-01T12:00:00+01:00')") from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return f"'{moment.isoformat()}'::timestamp"  # with the T: older polars reads no other form
+
+
 def to_sql(text: str, columns: Sequence[str], metrics: dict[str, MetricInfo] | None = None,
            list_columns: Sequence[str] = ("tags",), time_columns: Sequence[str] = ("created_at", "updated_at")
            ) -> str:
@@ -55,6 +70,7 @@ def to_sql(text: str, columns: Sequence[str], metrics: dict[str, MetricInfo] | N
     tokens = _tokens(text)
     out: list[str] = []
     timed = between = False  # in a comparison with a time column; inside its BETWEEN ... AND ...
+    statused = False  # in a comparison with the status column
     i = 0
     while i < len(tokens):
         kind, value = tokens[i]
@@ -72,7 +88,10 @@ def to_sql(text: str, columns: Sequence[str], metrics: dict[str, MetricInfo] | N
                 i += 3
                 continue
         if kind == "str" and timed:
-            out.append(f"{value}::timestamptz")
+            out.append(_utc_timestamp(value))
+        elif kind == "str" and statused:  # MLflow's FINISHED is mlrepo's active; the others are lowercase
+            status = value[1:-1].lower()
+            out.append(_string("active" if status == "finished" else status))
         elif kind in ("id", "qid"):
             name = value[1:-1] if kind == "qid" else value
             lower = name.lower()
@@ -81,13 +100,14 @@ def to_sql(text: str, columns: Sequence[str], metrics: dict[str, MetricInfo] | N
                 if lower == "between":
                     between = True
                 elif lower == "or" or (lower == "and" and not between):
-                    timed = False
+                    timed = statused = False
                 between = between and lower != "and"
             elif kind == "id" and lower in FUNCTIONS and (nxt[1] == "(" or lower in {"as", "double", "int"}):
                 out.append(value)
             else:
                 col = resolve_column(name, columns, metrics)
                 timed = col in time_columns
+                statused = col == "status"
                 if nxt[0] == "id" and nxt[1].lower() == "contains":
                     if i + 2 >= len(tokens):
                         raise UsageError(f"bad --where: nothing after 'contains' in {text!r}")
@@ -103,25 +123,38 @@ def to_sql(text: str, columns: Sequence[str], metrics: dict[str, MetricInfo] | N
                     continue
                 if col in list_columns and (nxt[1] in _COMPARE or (out and out[-1] in _COMPARE)):
                     raise UsageError(f"bad --where {text!r}: {_LIST_HINT.format(col=col)}")
-                out.append(f'"{col}"')
+                # time columns compare as naive UTC: polars 2.0 (the newest for Python 3.10) has no timestamptz
+                out.append(f'CAST("{col}" AS TIMESTAMP)' if timed else f'"{col}"')
         elif kind == "op" and value == "==":
             out.append("=")
         else:
             timed = timed and value not in ("(", ")", ",")
+            statused = statused and value != ")"
             out.append(value)
         i += 1
     return " ".join(out)
+
+
+def with_run_id(frame: pl.DataFrame) -> pl.DataFrame:
+    """``run_id`` as MLflow users filter by it: an MLflow run's folder is named by its id (both store kinds)."""
+    if "run_id" in frame.columns or "path" not in frame.columns:
+        return frame
+    return frame.with_columns(pl.when(pl.col("format") == "mlflow")
+                              .then(pl.col("path").str.split("/").list.last()).alias("run_id"))
 
 
 def where(frame: pl.DataFrame, text: str | None, metrics: dict[str, MetricInfo] | None = None) -> pl.DataFrame:
     """Rows of ``frame`` that match ``text`` (all rows when it is None)."""
     if text is None:
         return frame
-    expr = compile_where(frame, text, metrics)
+    virtual = re.search(r"\brun_id\b", text) is not None and "run_id" not in frame.columns
+    searched = with_run_id(frame) if virtual else frame
+    expr = compile_where(searched, text, metrics)
     try:
-        return frame.filter(expr)
+        found = searched.filter(expr)
     except pl.exceptions.PolarsError as exc:
         raise UsageError(f"bad --where {text!r}: {_short(exc)}") from None
+    return found.drop("run_id") if virtual else found
 
 
 def compile_where(frame: pl.DataFrame, text: str, metrics: dict[str, MetricInfo] | None = None) -> pl.Expr:

@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 from mlrepo.errors import UsageError
@@ -65,7 +66,7 @@ class Index:
         public = _with_pins(root, public)
         metric_cols = sorted(c for c in public.columns if c.startswith("metrics."))
         param_cols = sorted(c for c in public.columns if c.startswith("params."))
-        self.df: pl.DataFrame = public.select([*BASE_COLUMNS, *metric_cols, *param_cols])
+        self.df: pl.DataFrame = with_tag_columns(public.select([*BASE_COLUMNS, *metric_cols, *param_cols]))
 
     def __len__(self) -> int:
         return self.df.height
@@ -84,8 +85,43 @@ class Index:
     def unreadable(self) -> pl.DataFrame:
         return self.df.filter(pl.col("error").is_not_null()).select("id", "path", "format", "error")
 
-    def to_pandas(self):
+    def to_pandas(self) -> Any:
+        """The table as a pandas DataFrame (needs the extra: ``pip install 'mlrepo[pandas]'``)."""
+        try:
+            import pandas  # noqa: F401
+            import pyarrow  # noqa: F401
+        except ImportError as exc:
+            raise ModuleNotFoundError(f"Index.to_pandas() needs {exc.name or 'pandas'}, which is not installed: "
+                                      "pip install 'mlrepo[pandas]'", name=exc.name) from None
         return self.df.to_pandas()
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows the index as its table, under a line saying where it comes from."""
+        from html import escape
+
+        by_format = ", ".join(f"{fmt} {n}" for fmt, n in sorted(self.counts_by_format().items()))
+        head = f"<p><b>mlrepo index</b> of <code>{escape(self.root)}</code>: {len(self)} models"
+        return head + (f" ({escape(by_format)})" if by_format else "") + "</p>" + self.df._repr_html_()
+
+    def __repr__(self) -> str:
+        return f"<mlrepo Index of {self.root!r}: {len(self)} models>"
+
+
+MAX_TAG_COLUMNS = 200
+
+
+def with_tag_columns(frame: pl.DataFrame) -> pl.DataFrame:
+    """One ``tags.<key>`` column per key of the ``key=value`` tags (MLflow's tags, ``--where "tags.stage =
+    'prod'"``); ``tags`` keeps the whole list, so ``tags contains 'stage=prod'`` works too."""
+    pairs = frame["tags"].explode().drop_nulls()
+    keys = sorted({t.split("=", 1)[0] for t in pairs.filter(pairs.str.contains("=", literal=True)).unique()})
+    keys = [k for k in keys if k and f"tags.{k}" not in frame.columns][:MAX_TAG_COLUMNS]
+    if not keys:
+        return frame
+    return frame.with_columns(
+        pl.col("tags").list.eval(pl.element().filter(pl.element().str.starts_with(f"{key}="))
+                                 .str.slice(len(key) + 1)).list.first().alias(f"tags.{key}")
+        for key in keys)
 
 
 def _with_pins(root: str, public: pl.DataFrame) -> pl.DataFrame:
@@ -130,18 +166,21 @@ def cached_index(root: str | os.PathLike[str]) -> Index | None:
     return Index(root, frame, info, ScanStats())
 
 
-def open_index(root: str | os.PathLike[str] = ".", *, rebuild: bool = False, use_cache: bool = True) -> Index:
-    """Index ``root``: revalidate the cache against the disk (re-reading only what changed), or scan afresh."""
+def open_index(root: str | os.PathLike[str] = ".", *, rebuild: bool = False, use_cache: bool = True,
+               write_cache: bool = True) -> Index:
+    """Index ``root``: revalidate the cache against the disk (re-reading only what changed), or scan afresh.
+    ``write_cache=False`` reads a cache but never writes one (a dry run leaves nothing behind)."""
     start = time.perf_counter()
     root = os.path.abspath(os.path.expanduser(os.fspath(root)))
     if not os.path.isdir(root):
         raise RootError(f"{root}: not a folder" if os.path.exists(root) else f"{root}: no such folder")
     cache = Cache(root)
-    migrated = migrate(root)  # an older .mlrepo/ inside an MLflow file store moves out of MLflow's way
-    if migrated:
-        log.warning(migrated)
-    if use_cache:
-        cache.prepare()
+    if write_cache:  # an older .mlrepo/ inside an MLflow file store moves out of MLflow's way (never in a dry run)
+        migrated = migrate(root)
+        if migrated:
+            log.warning(migrated)
+    if use_cache and write_cache:
+        cache.prepare()  # before the walk: creating .mlrepo/ changes the root's mtime the scan records
     with _no_gc():
         loaded = None if rebuild or not use_cache else cache.load()
         previous_frame, previous, previous_info = loaded if loaded else (None, None, {})
@@ -172,7 +211,7 @@ def open_index(root: str | os.PathLike[str] = ".", *, rebuild: bool = False, use
                       skipped=result.skipped, skeleton=result.skeleton, stores=result.stores)
     changed = (previous is None or previous_frame is None or stats.read > 0
                or raw.height != previous_frame.height or result.skeleton != previous.skeleton)
-    if use_cache and changed:
+    if use_cache and write_cache and changed:
         stats.cache_written = cache.save(raw, result.skeleton, result.stores, info)
     stats.seconds = time.perf_counter() - start
     from mlrepo.repo_index.archived import (
@@ -203,6 +242,9 @@ def apply_changes(index: Index, found: Sequence[Found], removed: Iterable[str] =
     return Index(index.root, raw, info, index.stats)
 
 
+MIN_ID_PREFIX = 4
+
+
 def find_model(index: Index, ref: str) -> dict[str, object]:
     """A model by path, id (or unique id prefix), its ``repo/line/name`` label as the listings print it (an MLflow
     run has no line: ``experiment/run``; a tail such as ``line/name`` or ``name`` is enough when unique), or its
@@ -215,7 +257,7 @@ def find_model(index: Index, ref: str) -> dict[str, object]:
     label = pl.concat_str([pl.col("repo"), pl.col("line"), pl.col("name")], separator="/", ignore_nulls=True)
     tail = "/".join(p for p in ref.strip("/").split("/") if p not in ("", "—", "-"))
     tries = [pl.col("path") == path]
-    if len(ref) >= 4:
+    if len(ref) >= MIN_ID_PREFIX:
         tries.append(pl.col("id").str.starts_with(ref.lower()))
     if tail:
         tries += [(label == tail) | label.str.ends_with(f"/{tail}"), pl.col("path").str.ends_with(f"/{tail}"),
@@ -228,7 +270,17 @@ def find_model(index: Index, ref: str) -> dict[str, object]:
     hits = hits.drop("_source_id")
     if hits.height == 1:
         return hits.row(0, named=True)
+    if hits.is_empty() and 0 < len(ref) < MIN_ID_PREFIX and all(c in "0123456789abcdef" for c in ref.lower()):
+        short = df.filter(pl.col("id").str.starts_with(ref.lower()))
+        if not short.is_empty():
+            raise UsageError(f"id prefix {ref!r} is too short (give at least {MIN_ID_PREFIX} characters): "
+                             f"{short.height} model(s) start with it: {_candidates(short)}")
     if hits.is_empty():
         raise UsageError(f"no model {ref!r} under {index.root} (give an id, a path or repo/line/name)")
-    choices = ", ".join(f"{r['id']} ({r['repo']}/{r['line']}/{r['name']})" for r in hits.head(8).iter_rows(named=True))
-    raise UsageError(f"{ref!r} matches {hits.height} models: {choices}")
+    raise UsageError(f"{ref!r} matches {hits.height} models: {_candidates(hits)}")
+
+
+def _candidates(rows: pl.DataFrame, limit: int = 8) -> str:
+    shown = ", ".join(f"{r['id']} ({'/'.join(str(p) for p in (r['repo'], r['line'], r['name']) if p)})"
+                      for r in rows.head(limit).iter_rows(named=True))
+    return shown + (f", … ({rows.height} in all)" if rows.height > limit else "")

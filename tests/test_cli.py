@@ -94,7 +94,7 @@ def test_where_forms_users_type(ws):
         zip(df["line"], df["name"], strict=True))
 
 
-@pytest.mark.parametrize("expr, why", [("metrics.f1.digits.val >", "unable to parse"),
+@pytest.mark.parametrize("expr, why", [("metrics.f1.digits.val >", "bad --where 'metrics.f1.digits.val >': "),
                                        ("nosuch > 1", "unknown column"), ("f1 > 0.5", "ambiguous"),
                                        ("", "empty")])
 def test_bad_where_is_usage_error(ws, cli, expr, why):
@@ -125,8 +125,8 @@ def test_index_counts(ws, cli):
 def test_show_and_diff(ws, cli):
     r = cli("show", "tabular/rf_baseline/00002", "--root", ws)
     assert r.code == 0 and "labrador" not in r.out and "0.87" in r.out and "optimizer.lr" in r.out
-    r = cli("show", ws / "tabular" / "rf_baseline" / "00002", "--format", "json")
-    row = json.loads(r.out)[0]
+    r = cli("show", ws, ws / "tabular" / "rf_baseline" / "00002", "--format", "json")
+    row = json.loads(r.out)
     assert row["metrics.accuracy"] == 0.87 and row["tags"] == ["best", "candidate"]
     r = cli("show", row["id"][:6], "--root", ws)
     assert r.code == 0 and row["id"] in r.out
@@ -140,23 +140,27 @@ def test_show_and_diff(ws, cli):
     assert r.code == 0 and "params.epochs" in r.out and "params.model" not in r.out
 
 
-def test_show_by_path_uses_the_indexed_root_above_it(ws, cli, tmp_path):
-    """From a folder above an indexed root, ``show PATH`` looks in that root (same id as its listing), rather than
-    indexing everything under the current folder."""
+def test_show_takes_root_as_every_command_does(ws, cli, tmp_path):
+    """``show [ROOT] MODEL``: ROOT is the argument, ``--root``, MLREPO_ROOT or the current folder, never guessed
+    from the model's path; a path outside ROOT is a usage error before anything is indexed."""
     listed = {r["path"]: r["id"] for r in json.loads(cli("ls", ws, "--format", "json").out)}
     model = ws / "tabular" / "rf_baseline" / "00002"
-    r = cli("show", model, "--format", "json", cwd=tmp_path)
-    assert r.code == 0, r.err
-    assert json.loads(r.out)[0]["id"] == listed[str(model)]
-    assert not (tmp_path / ".mlrepo").exists()
-    # an index above the current folder is not used when the current folder holds the model: it is the root
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    r = cli("show", model, "--format", "json", cwd=elsewhere)
+    assert r.code == 2 and "not under ROOT" in r.err and "--root" in r.err
+    assert not (elsewhere / ".mlrepo").exists()
+    for args in ((ws, model), (model, "--root", ws)):
+        r = cli("show", *args, "--format", "json", cwd=elsewhere)
+        assert r.code == 0, r.err
+        assert json.loads(r.out)["id"] == listed[str(model)]
+    # from inside a folder, that folder is ROOT (ids are relative to it)
     import mlrepo
 
     under_cwd = mlrepo.open_index(ws / "tabular", use_cache=False).df
     expected = under_cwd.filter(under_cwd["path"] == str(model))["id"].item()
-    assert expected != listed[str(model)]
     r = cli("show", model, "--format", "json", cwd=ws / "tabular")
-    assert r.code == 0 and json.loads(r.out)[0]["id"] == expected
+    assert r.code == 0 and json.loads(r.out)["id"] == expected
 
 
 def test_mlflow_models_by_label_and_run_id(copy_fixture, cli):
@@ -169,13 +173,13 @@ def test_mlflow_models_by_label_and_run_id(copy_fixture, cli):
                 os.path.basename(run["path"])):
         r = cli("show", ref, "--root", root, "--format", "json")
         assert r.code == 0, (ref, r.err)
-        assert json.loads(r.out)[0]["id"] == run["id"]
+        assert json.loads(r.out)["id"] == run["id"]
     store = copy_fixture(FIXTURES / "mlflow_sqlite", "s")
     with sqlite3.connect(store / "mlflow.db") as con:
         (run_id,) = con.execute("SELECT run_uuid FROM runs WHERE name = 'lr-small'").fetchone()
     for ref in (run_id, "vision-cls/lr-small"):
         r = cli("show", ref, "--root", store, "--format", "json")
-        assert r.code == 0 and json.loads(r.out)[0]["name"] == "lr-small", (ref, r.err)
+        assert r.code == 0 and json.loads(r.out)["name"] == "lr-small", (ref, r.err)
 
 
 def test_history_tree(ws, cli):

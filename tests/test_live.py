@@ -325,6 +325,10 @@ def test_mlrepo_watch_prints_json_lines_and_exits_0_on_a_signal(copy_fixture, si
         event = orjson.loads(line)
         assert event["event"] == "added" and event["path"] == str(model) and event["format"] == "cascade"
         assert event["id"] == model_id("vision/cnn_small/00020") and event["line"] == "cnn_small"
+        assert event["schema_version"] == 1 and event["metrics"] and event["status"] == "active"
+        shutil.rmtree(model)
+        gone = orjson.loads(proc.stdout.readline())
+        assert gone["event"] == "removed" and gone["path"] == str(model) and gone["status"] == "removed"
         proc.send_signal(sig)
         assert proc.wait(timeout=10) == 0
     finally:

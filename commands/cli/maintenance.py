@@ -7,61 +7,35 @@ and the exit code is 3.
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
-import orjson
-from mlrepo.commands import operations
-from mlrepo.commands.cli.output import stdout_console
-from mlrepo.commands.operations.moves import default_archive_dir
-from mlrepo.commands.operations.paths import is_within
-from mlrepo.commands.operations.plan import (
-    KeepRules,
-    Plan,
-    parse_age,
-    plan_prune,
-    plan_restore,
-    plan_selection,
-)
-from mlrepo.commands.views.plan import groups_table, plan_table, restore_table
-from mlrepo.commands.views.text import visible
+from mlrepo.commands.cli.common import get_root, load, visible
+from mlrepo.commands.cli.console import err
+from mlrepo.commands.cli.roots import check_refs_inside, split_root
 from mlrepo.errors import FailedError, RefusedError, UsageError
-from mlrepo.repo_index import open_index
-from mlrepo.repo_index.units import human_size
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
-err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)  # messages hold names from disk
+if TYPE_CHECKING:  # loaded when a command runs: `prune --help` and a TAB load neither polars nor rich
+    from mlrepo.commands import operations
+    from mlrepo.commands.operations.plan import Plan
+    from rich.progress import Progress
 
 
 def _recover(root: str) -> None:
+    from mlrepo.commands import operations
+
     messages = operations.recover_pending(root)
     for line in messages:
         err.print(visible(f"recovered: {line}"), markup=False)
 
 
-def split_root(args: Sequence[str], selecting: bool) -> tuple[str, list[str]]:
-    """``[ROOT] MODEL…``: the first argument is ROOT when it is a folder and the others (if any) are not paths
-    outside it; otherwise ROOT is the current folder and every argument names a model."""
-    if not args:
-        return ".", []
-    first, rest = args[0], list(args[1:])
-    if os.path.isdir(first) and (selecting or rest):
-        if all(not os.path.exists(a) or is_within(a, first) for a in rest):
-            return first, rest
-    return ".", list(args)
-
-
 def _archive_target(root: str, archive_to: str | None) -> str:
+    import os
+
+    from mlrepo.commands.operations.moves import default_archive_dir
+
     return os.path.abspath(archive_to) if archive_to else default_archive_dir(root)
 
 
@@ -74,6 +48,15 @@ def _confirm(question: str, yes: bool, what: str) -> None:
 
 
 def _progress_bar(total_bytes: int, label: str) -> tuple[Progress | None, Callable | None]:
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     if not err.is_terminal:
         return None, None
     bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
@@ -97,6 +80,10 @@ def _run_with_progress(total_bytes: int, label: str, work: Callable[[Callable | 
 
 
 def _show_plan(plan: Plan, fmt: str, where_to: operations.How) -> None:
+    import orjson
+    from mlrepo.commands.cli.output import stdout_console
+    from mlrepo.commands.views.plan import groups_table, plan_table
+
     if fmt == "json":
         sys.stdout.buffer.write(orjson.dumps(plan.to_dict(), default=str) + b"\n")
         sys.stdout.flush()
@@ -115,6 +102,8 @@ def _show_plan(plan: Plan, fmt: str, where_to: operations.How) -> None:
 
 
 def _freeing(plan: Plan, how: str) -> str:
+    from mlrepo.repo_index.units import human_size
+
     freed = human_size(plan.bytes_freed)
     if how == "archive":
         return f"freeing about {freed}" + (f" (archives ~{human_size(plan.archive_bytes)})"
@@ -131,6 +120,8 @@ def _destination(how: operations.How) -> str:
 
 
 def _report(report: operations.Report, verb: str) -> None:
+    from mlrepo.repo_index.units import human_size
+
     for o in report.outcomes:
         if o.ok:
             where = f" -> {o.where}" if o.where and o.action != "restored" else ""
@@ -147,6 +138,8 @@ def _report(report: operations.Report, verb: str) -> None:
 
 
 def _execute(root: str, plan: Plan, how: operations.How, archive_dir: str | None, yes: bool) -> None:
+    from mlrepo.commands import operations
+
     n = len(plan.removed)
     if not n:
         err.print("nothing to do", markup=False)
@@ -174,7 +167,7 @@ plan_format_opt = click.option("--format", "fmt", type=click.Choice(["table", "j
 
 
 @click.command()
-@click.argument("root", default=".", type=click.Path(file_okay=False, path_type=str))
+@click.argument("root", required=False, type=click.Path(file_okay=False, path_type=str))
 @click.option("--keep-top", type=click.IntRange(min=0), metavar="K", help="Keep the best K per group by --metric.")
 @click.option("--metric", "metrics", multiple=True, metavar="M",
               help="Metric to rank by for --keep-top; repeat to break ties.")
@@ -199,7 +192,7 @@ plan_format_opt = click.option("--format", "fmt", type=click.Choice(["table", "j
 @dry_run_opt
 @yes_opt
 @plan_format_opt
-def prune(root: str, keep_top: int | None, metrics: tuple[str, ...], modes: tuple[str, ...], per: str,
+def prune(root: str | None, keep_top: int | None, metrics: tuple[str, ...], modes: tuple[str, ...], per: str,
           keep_last: int | None, keep_tags: tuple[str, ...], older_than: str | None, where_expr: str | None,
           archive_to: str | None, delete: bool, recent: str, include_unfinished: bool, include_failed: bool,
           dry_run: bool, yes: bool, fmt: str) -> None:
@@ -210,6 +203,8 @@ def prune(root: str, keep_top: int | None, metrics: tuple[str, ...], modes: tupl
     checkpoint, models changed within --recent, folders outside ROOT or behind symlinks. Each model is checked
     again right before it moves; one that changed since the plan is kept.
     """
+    from mlrepo.commands.operations.plan import KeepRules, parse_age, plan_prune
+
     if archive_to is not None and delete:
         raise UsageError("--archive and --delete exclude each other")
     how: operations.How = "delete" if delete else "archive" if archive_to is not None else "trash"
@@ -218,10 +213,11 @@ def prune(root: str, keep_top: int | None, metrics: tuple[str, ...], modes: tupl
                       older_than=parse_age(older_than) if older_than else None, where=where_expr,
                       recent=parse_age(recent), include_unfinished=include_unfinished,
                       include_failed=include_failed)
+    where_root = get_root(root, yes)
     rules.check()
     if not dry_run:
-        _recover(root)
-    idx = open_index(root)
+        _recover(where_root.path)
+    idx = load(where_root, write=not dry_run)
     plan = plan_prune(idx, rules, archive_dir=_archive_target(idx.root, archive_to) if how == "archive" else None)
     _show_plan(plan, fmt, how)
     if dry_run:
@@ -231,6 +227,8 @@ def prune(root: str, keep_top: int | None, metrics: tuple[str, ...], modes: tupl
 
 @click.command()
 @click.argument("args", nargs=-1, metavar="[ROOT] [MODEL]...")
+@click.option("--root", "root_opt", type=click.Path(file_okay=False, path_type=str), metavar="DIR",
+              help="ROOT, when not given as the first argument.")
 @click.option("--where", "where_expr", metavar="EXPR", help="Archive the models matching EXPR.")
 @click.option("--to", "archive_to", type=click.Path(file_okay=False), metavar="DIR",
               help="Where the archives go (default: archive/ in mlrepo's state folder, see the README), e.g. "
@@ -239,20 +237,24 @@ def prune(root: str, keep_top: int | None, metrics: tuple[str, ...], modes: tupl
 @dry_run_opt
 @yes_opt
 @plan_format_opt
-def archive(args: tuple[str, ...], where_expr: str | None, archive_to: str | None, recent: str, dry_run: bool,
-            yes: bool, fmt: str) -> None:
+def archive(args: tuple[str, ...], root_opt: str | None, where_expr: str | None, archive_to: str | None,
+            recent: str, dry_run: bool, yes: bool, fmt: str) -> None:
     """Move models into compressed archives (.tar.zst); they stay in the index with status archived.
 
     Each folder is removed only after its archive is written, flushed and verified, and only if it has not
     changed since the plan. Never archived: pinned models, unfinished runs, MLflow registered versions, the HF
     Trainer's best checkpoint, models changed within --recent. MODEL: id, path or repo/line/name.
     """
-    root, refs = split_root(args, where_expr is not None)
+    from mlrepo.commands.operations.plan import parse_age, plan_selection
+
+    given, refs = (root_opt, list(args)) if root_opt is not None else split_root(args, where_expr is not None)
     if not refs and where_expr is None:
         raise UsageError("name the models to archive (id, path or repo/line/name), or give --where EXPR")
+    root = get_root(given, yes, "--root" if root_opt is not None else "the ROOT argument")
+    check_refs_inside(root, refs)
     if not dry_run:
-        _recover(root)
-    idx = open_index(root)
+        _recover(root.path)
+    idx = load(root, write=not dry_run)
     plan = plan_selection(idx, refs, where_expr, recent=parse_age(recent),
                           archive_dir=_archive_target(idx.root, archive_to))
     _show_plan(plan, fmt, "archive")
@@ -267,18 +269,29 @@ def archive(args: tuple[str, ...], where_expr: str | None, archive_to: str | Non
 
 @click.command()
 @click.argument("args", nargs=-1, metavar="[ROOT] [MODEL]...")
+@click.option("--root", "root_opt", type=click.Path(file_okay=False, path_type=str), metavar="DIR",
+              help="ROOT, when not given as the first argument.")
 @click.option("--all", "everything", is_flag=True, help="Restore every archived and trashed model.")
 @dry_run_opt
 @yes_opt
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def restore(args: tuple[str, ...], everything: bool, dry_run: bool, yes: bool, fmt: str) -> None:
+def restore(args: tuple[str, ...], root_opt: str | None, everything: bool, dry_run: bool, yes: bool, fmt: str) -> None:
     """Bring archived or trashed models back to their folders, byte for byte."""
-    root, refs = split_root(args, everything)
+    import orjson
+    from mlrepo.commands import operations
+    from mlrepo.commands.cli.output import stdout_console
+    from mlrepo.commands.operations.plan import plan_restore
+    from mlrepo.commands.views.plan import restore_table
+    from mlrepo.repo_index.units import human_size
+
+    given, refs = (root_opt, list(args)) if root_opt is not None else split_root(args, everything)
     if not refs and not everything:
         raise UsageError("name the models to restore (id, path or repo/line/name), or give --all")
+    root = get_root(given, yes, "--root" if root_opt is not None else "the ROOT argument")
+    check_refs_inside(root, refs)
     if not dry_run:
-        _recover(root)
-    idx = open_index(root)
+        _recover(root.path)
+    idx = load(root, write=not dry_run)
     items = plan_restore(idx, refs, everything)
     if fmt == "json":
         sys.stdout.buffer.write(orjson.dumps([{"id": i.id, "path": i.path, "kind": i.kind, "source": i.source,

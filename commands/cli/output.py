@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import sys
 from typing import BinaryIO
@@ -9,12 +10,10 @@ from typing import BinaryIO
 import orjson
 import polars as pl
 from mlrepo.commands.views.text import cell, plain, visible_frame
+from mlrepo.repo_index.schema import PARQUET_KEY, SCHEMA_VERSION
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
-
-LIST_FORMATS = ("table", "csv", "json", "jsonl", "md")
-EXPORT_FORMATS = ("csv", "json", "jsonl", "parquet", "md")
 
 
 def _flat(frame: pl.DataFrame) -> pl.DataFrame:
@@ -45,10 +44,16 @@ def rich_table(frame: pl.DataFrame, title: str | None = None) -> Table:
     return table
 
 
+class _StdoutConsole(Console):
+    def on_broken_pipe(self) -> None:
+        """rich's documented hook: the CLI ends a closed pipe quietly with 0, where rich would exit 1."""
+        raise BrokenPipeError(errno.EPIPE, "stdout was closed")
+
+
 def stdout_console() -> Console:
-    """A console for stdout that never wraps lines when stdout is a file or a pipe (scripts read it)."""
-    console = Console()
-    return console if console.is_terminal else Console(width=100_000)
+    """A console for stdout that never wraps lines when stdout is a file or a pipe (scripts read it), even when
+    FORCE_COLOR makes rich treat the pipe as a terminal (``FORCE_COLOR=1 mlrepo ls | less -R``)."""
+    return _StdoutConsole() if sys.stdout.isatty() else _StdoutConsole(width=100_000)
 
 
 def write(frame: pl.DataFrame, fmt: str, out: BinaryIO | None = None, title: str | None = None) -> None:
@@ -72,7 +77,7 @@ def write(frame: pl.DataFrame, fmt: str, out: BinaryIO | None = None, title: str
         stream.write(markdown(frame).encode())
     elif fmt == "parquet":
         buffer = io.BytesIO()
-        frame.write_parquet(buffer)
+        frame.write_parquet(buffer, metadata={PARQUET_KEY: str(SCHEMA_VERSION)})
         stream.write(buffer.getvalue())
     else:  # guarded by click.Choice
         raise ValueError(fmt)

@@ -8,25 +8,26 @@ import threading
 
 import click
 import orjson
+from mlrepo.commands.cli.common import get_root, root_argument
 
 
 @click.command()
-@click.argument("root", default=".", type=click.Path(file_okay=False, path_type=str))
+@root_argument()
 @click.option("--polling", is_flag=True, help="Poll the disk instead of using inotify (network file systems).")
 @click.option("--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
               help="Seconds between polls when polling.")
 @click.option("--debounce", type=click.FloatRange(min=0.0), default=0.2, show_default=True,
               help="Seconds of quiet in a model folder before it is read again.")
-def watch(root: str, polling: bool, interval: float, debounce: float) -> None:
-    """Stream index changes as JSON lines: {"event": "added"|"updated"|"removed", "id", "path", "format", "repo",
-    "line", "name", "status", "error"}, one line per change, flushed at once. Ctrl-C (or SIGTERM) stops cleanly.
+def watch(root: str | None, yes: bool, polling: bool, interval: float, debounce: float) -> None:
+    """Stream index changes as JSON lines: {"schema_version", "event": "added"|"updated"|"removed", "id", "path",
+    "format", "repo", "line", "name", "status", "error", "metrics"}, one line per change, flushed at once. Ctrl-C (or SIGTERM) stops cleanly.
     The cache is kept up to date, so the next `mlrepo ls` starts warm."""
     from mlrepo.repo_index.live import LiveIndex
 
     def warn(message: str) -> None:
         click.echo(f"mlrepo: warning: {message}", err=True)
 
-    live = LiveIndex(root, on_warning=warn, observer="polling" if polling else "auto", poll_interval=interval,
+    live = LiveIndex(get_root(root, yes).path, on_warning=warn, observer="polling" if polling else "auto", poll_interval=interval,
                      debounce=debounce)
     stop = threading.Event()
     previous = {}

@@ -3,10 +3,11 @@ the index after them as one ``ChangeBatch``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from mlrepo.repo_index.index import Index
+from mlrepo.repo_index.schema import stamped
 
 EventKind = Literal["added", "updated", "removed"]
 
@@ -14,7 +15,8 @@ EventKind = Literal["added", "updated", "removed"]
 @dataclass(frozen=True, slots=True)
 class ChangeEvent:
     """One model added, updated or removed. ``id`` and ``path`` are the index's; the rest describes the model
-    (for ``removed``: as it was)."""
+    (for ``removed``: as it was, with status ``removed``). ``to_dict`` is the ``watch`` JSON line, versioned by the
+    output schema (README, "Machine-readable output")."""
 
     event: EventKind
     id: str
@@ -25,16 +27,19 @@ class ChangeEvent:
     name: str | None = None
     status: str | None = None
     error: str | None = None
+    metrics: dict[str, object] = field(default_factory=dict)  # column -> value, the metrics the model has
 
     @classmethod
     def of_row(cls, kind: EventKind, row: dict[str, Any]) -> ChangeEvent:
         """The event for one row of the index's raw table."""
+        metrics = {k: v for k, v in row.items() if k.startswith("metrics.") and v is not None}
         return cls(kind, row["id"], row["path"], row["format"], row.get("repo"), row.get("line"), row.get("name"),
-                   row.get("status"), row.get("error"))
+                   "removed" if kind == "removed" else row.get("status"), row.get("error"), metrics)
 
     def to_dict(self) -> dict[str, object]:
-        return {"event": self.event, "id": self.id, "path": self.path, "format": self.format, "repo": self.repo,
-                "line": self.line, "name": self.name, "status": self.status, "error": self.error}
+        return stamped({"event": self.event, "id": self.id, "path": self.path, "format": self.format,
+                        "repo": self.repo, "line": self.line, "name": self.name, "status": self.status,
+                        "error": self.error, "metrics": self.metrics})
 
 
 @dataclass(slots=True)

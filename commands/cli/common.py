@@ -1,0 +1,115 @@
+"""What every command shares: the run's settings, ROOT as an argument, and loading the index of a ROOT (with
+progress on a terminal and the names shell completion offers). Imports no polars until an index is loaded."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import click
+from mlrepo.commands.cli import complete
+from mlrepo.commands.cli.config import Value
+from mlrepo.commands.cli.roots import Root, check_whole, resolve_root
+
+if TYPE_CHECKING:
+    from mlrepo.repo_index import Index
+
+LIST_FORMATS = ("table", "csv", "json", "jsonl", "md")
+EXPORT_FORMATS = ("csv", "json", "jsonl", "parquet", "md")
+
+
+@dataclass
+class State:
+    """One run of ``mlrepo``: its arguments and the settings in force (``ctx.obj``)."""
+
+    argv: list[str] = field(default_factory=list)
+    values: dict[str, Value] = field(default_factory=dict)
+    looked: list[str] = field(default_factory=list)
+    quiet: bool = False
+
+
+def state() -> State:
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_object(State) if ctx else None
+    return obj if obj is not None else State()
+
+
+def root_argument(with_yes: bool = True) -> Callable:
+    """``[ROOT]`` (and ``--yes`` to index a folder that is clearly no model store)."""
+    def decorate(f: Callable) -> Callable:
+        if with_yes:
+            f = click.option("-y", "--yes", "yes", is_flag=True,
+                             help="Index ROOT even when it is clearly no model store (/, a home or system folder)."
+                             )(f)
+        return click.argument("root", required=False, type=click.Path(file_okay=False, path_type=str))(f)
+    return decorate
+
+
+def get_root(given: str | None, yes: bool, source: str = "the ROOT argument") -> Root:
+    """ROOT resolved (argument, MLREPO_ROOT, config, current folder) and checked, before anything is read."""
+    configured = state().values.get("root")
+    config_root = (Root(str(configured.value), f"root in {configured.source}")
+                   if configured is not None and configured.source != "MLREPO_ROOT" else None)
+    root = resolve_root(given, source, config_root)
+    check_whole(root, yes)
+    return root
+
+
+@contextmanager
+def _progress(root: Root) -> Iterator[None]:
+    """On a terminal, after half a second of indexing, a line on stderr saying what is being read and for how
+    long (erased when done); nothing when stderr is not a terminal or with ``-q``."""
+    if state().quiet or not sys.stderr.isatty():
+        yield
+        return
+    done = threading.Event()
+    start = time.monotonic()
+
+    def tick() -> None:
+        if done.wait(0.5):
+            return
+        while not done.wait(0.25):
+            sys.stderr.write(f"\r\x1b[Kindexing {root.path} … {time.monotonic() - start:.0f} s (-q hides this)")
+            sys.stderr.flush()
+        sys.stderr.write("\r\x1b[K")
+        sys.stderr.flush()
+
+    thread = threading.Thread(target=tick, name="mlrepo-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+def load(root: Root, rebuild: bool = False, write: bool = True) -> Index:
+    """The index of ROOT; ``write=False`` (dry runs) leaves nothing behind, not even a cache."""
+    from mlrepo.repo_index import open_index
+
+    with _progress(root):
+        idx = open_index(root.path, rebuild=rebuild, write_cache=write)
+    if write:
+        complete.save_names(idx.root, idx.df.columns, [c.removeprefix("metrics.") for c in idx.metric_columns],
+                            idx.df["id"].to_list())
+    return idx
+
+
+def visible(text: str) -> str:
+    """Names from disk as text (``views.text.visible``), loaded on first use: ``--help`` loads no polars."""
+    from mlrepo.commands.views.text import visible as shown
+
+    return shown(text)
+
+
+def note(message: str) -> None:
+    """A dim hint on stderr (the row count under a table...), silenced by ``-q``; names in it shown as text."""
+    if not state().quiet:
+        from mlrepo.commands.cli.console import err
+
+        err.print(visible(message), style="dim", markup=False)
