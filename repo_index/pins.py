@@ -42,7 +42,7 @@ def load_pins(root: str) -> dict[str, Pin]:
     try:
         data = read_json(root, PINS)
     except StateError as exc:
-        raise PinsError(str(exc)) from None
+        raise PinsError(f"cannot read the pins: {exc}") from None
     if data is None:
         return {}
     pins = data.get("pins") if isinstance(data, dict) else None

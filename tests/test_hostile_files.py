@@ -257,7 +257,7 @@ async def test_the_tui_shows_a_hostile_root_as_text(root):
     ("metrics.f1 > 'abc'", "compares a text value with a number"),
     ("name + 1 > 2", "arithmetic on a text value"),
     ("lower(metrics.f1) = 'x'", "metrics.f1 holds numbers, but the function wants text"),
-    ("created_at > 'someday'", "a date that cannot be read"),
+    ("created_at > 'someday'", "is not a date or time"),
 ])
 def test_where_errors_say_what_is_wrong_in_the_languages_terms(tmp_path, expr, said):
     from mlrepo.errors import UsageError

@@ -76,6 +76,8 @@ class LazyGroup(click.Group):
         "archive": "Move models into compressed archives (.tar.zst).",
         "restore": "Bring archived or trashed models back, byte for byte.",
         "watch": "Stream index changes as JSON lines, one object per change.",
+        "pin": "Protect models from prune and archive; alone, list the pins.",
+        "unpin": "Remove the protection of models.",
     }
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
