@@ -10,6 +10,7 @@ import polars as pl
 from mlrepo.errors import UsageError
 from mlrepo.repo_index.columns import resolve_metric
 from mlrepo.repo_index.rows import MetricInfo
+from mlrepo.repo_index.table import SOURCE_COLUMNS
 
 #: Words that mark a metric as minimised when its metadata does not say.
 MINIMISED = frozenset({
@@ -68,7 +69,8 @@ def rank_keys(names: Sequence[str], modes: Sequence[str], columns: Sequence[str]
 def rank(frame: pl.DataFrame, keys: Sequence[RankKey], per: str = "all") -> pl.DataFrame:
     """Rows ordered best first within each group, with a ``rank`` column (1 = best); rows lacking the first
     metric are left out."""
-    group = GROUPS[per]
+    sources = [c for c in SOURCE_COLUMNS if c in frame.columns and per != "all"]  # a team index: one line per root
+    group = [*sources, *GROUPS[per]]
     ranked = frame.filter(pl.col(keys[0].column).is_not_null() & pl.col(keys[0].column).is_not_nan())
     ranked = ranked.sort(
         [*group, *(k.column for k in keys), "updated_at"],

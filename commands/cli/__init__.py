@@ -22,8 +22,15 @@ DEFAULT_LS = ("id", "repo", "line", "name", "format", "status", "size_bytes", "u
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def _load(root: str, rebuild: bool = False) -> Index:
-    return open_index(root, rebuild=rebuild)
+def _load(root: str, rebuild: bool = False, index_url: str | None = None, where_expr: str | None = None) -> Index:
+    """The index of ROOT, or with ``--index URL`` the published team index (rows that ``where_expr`` selects)."""
+    if index_url is None:
+        return open_index(root, rebuild=rebuild)
+    if root not in (None, "."):
+        raise UsageError("give ROOT or --index URL, not both")
+    from mlrepo.repo_index.team import open_team
+
+    return open_team(index_url, where_expr)  # type: ignore[return-value]  # shaped like Index for the listings
 
 
 def _split(values: tuple[str, ...]) -> list[str]:
@@ -36,6 +43,11 @@ root_arg = click.argument("root", default=".", type=click.Path(file_okay=False, 
 def where_opt(f: Callable) -> Callable:
     return click.option("--where", "where_expr", metavar="EXPR",
                         help="Only models matching EXPR, e.g. \"metrics.f1 > 0.8 and params.model = 'rf'\".")(f)
+
+
+def index_opt(f: Callable) -> Callable:
+    return click.option("--index", "index_url", metavar="URL",
+                        help="Query a published team index (a Delta table: folder, s3://...) instead of ROOT.")(f)
 
 
 def format_opt(default: str = "table", choices: tuple[str, ...] = output.LIST_FORMATS) -> Callable:
@@ -76,7 +88,9 @@ def cli() -> None:
 @cli.command()
 @root_arg
 @click.option("--rebuild", is_flag=True, help="Ignore the cache and read every model again.")
-def index(root: str, rebuild: bool) -> None:
+@click.option("--publish", "publish_url", metavar="URL",
+              help="Also replace this root's rows in the team index at URL (a Delta table: folder, s3://...).")
+def index(root: str, rebuild: bool, publish_url: str | None) -> None:
     """Build or refresh the index cache; print the models found, by format."""
     idx = _load(root, rebuild)
     by_format = ", ".join(f"{fmt} {n}" for fmt, n in sorted(idx.counts_by_format().items()))
@@ -88,20 +102,27 @@ def index(root: str, rebuild: bool) -> None:
     for path, why in idx.stats.skipped:
         err.print(f"  skipped {path}: {why}", markup=False)
     click.echo(f"read {idx.stats.read}, unchanged {idx.stats.reused}, {idx.stats.seconds:.2f} s")
+    if publish_url:
+        from mlrepo.repo_index.team import publish
+
+        done = publish(idx.df, idx.metrics, idx.root, publish_url)
+        click.echo(f"published {done.rows} models as {done.host}:{done.root} to {publish_url} "
+                   f"(table version {done.version}, {done.attempts} attempt{'s' if done.attempts > 1 else ''})")
 
 
 @cli.command(name="ls")
 @root_arg
+@index_opt
 @where_opt
 @click.option("--sort", "sort_col", metavar="COL", help="Sort by this column (a metric name works too).")
 @click.option("--asc/--desc", default=None, help="Sort direction (default: best first for metrics, else asc).")
 @click.option("--limit", type=click.IntRange(min=0), help="Show at most N models.")
 @click.option("--columns", multiple=True, metavar="COLS", help="Columns to show, comma-separated; 'all' for all.")
 @format_opt()
-def ls(root: str, where_expr: str | None, sort_col: str | None, asc: bool | None, limit: int | None,
-       columns: tuple[str, ...], fmt: str) -> None:
+def ls(root: str, index_url: str | None, where_expr: str | None, sort_col: str | None, asc: bool | None,
+       limit: int | None, columns: tuple[str, ...], fmt: str) -> None:
     """List models."""
-    idx = _load(root)
+    idx = _load(root, index_url=index_url, where_expr=where_expr)
     frame = where(idx.df, where_expr, idx.metrics)
     if sort_col:
         col = resolve_column(sort_col, frame.columns, idx.metrics)
@@ -120,7 +141,7 @@ def ls(root: str, where_expr: str | None, sort_col: str | None, asc: bool | None
     elif wanted:
         cols = [resolve_column(c, frame.columns, idx.metrics) for c in wanted]
     else:
-        cols = frame.columns if fmt != "table" else [*DEFAULT_LS, *idx.metric_columns]
+        cols = frame.columns if fmt != "table" else [*DEFAULT_LS, *idx.source_columns, *idx.metric_columns]
     output.write(frame.select(cols), fmt)
     if fmt == "table":
         shown = f"{frame.height} of {len(idx)} models" if frame.height != len(idx) else f"{len(idx)} models"
@@ -129,6 +150,7 @@ def ls(root: str, where_expr: str | None, sort_col: str | None, asc: bool | None
 
 @cli.command()
 @root_arg
+@index_opt
 @click.option("--metric", "metrics", multiple=True, required=True, metavar="M",
               help="Metric to rank by; repeat to break ties (--metric f1 --metric loss).")
 @click.option("--mode", "modes", multiple=True, type=click.Choice(["max", "min"]),
@@ -138,13 +160,13 @@ def ls(root: str, where_expr: str | None, sort_col: str | None, asc: bool | None
 @where_opt
 @click.option("--format", "fmt", type=click.Choice(["path", "json", "jsonl", "csv", "table", "md"]),
               default="path", show_default=True)
-def best(root: str, metrics: tuple[str, ...], modes: tuple[str, ...], per: str | None, all_status: bool,
-         where_expr: str | None, fmt: str) -> None:
+def best(root: str, index_url: str | None, metrics: tuple[str, ...], modes: tuple[str, ...], per: str | None,
+         all_status: bool, where_expr: str | None, fmt: str) -> None:
     """Print the best model's path (one per group with --per): cp -r "$(mlrepo best --metric f1)" deploy/"""
     from mlrepo.repo_index.ranking import best as best_of
     from mlrepo.repo_index.ranking import rank_keys
 
-    idx = _load(root)
+    idx = _load(root, index_url=index_url, where_expr=where_expr)
     keys = rank_keys(_split(metrics), list(modes), idx.df.columns, idx.metrics)
     frame = where(idx.df, where_expr, idx.metrics)
     if not all_status:
@@ -246,16 +268,17 @@ def history(root: str, line_ref: str | None, metric: str | None, where_expr: str
 
 @cli.command()
 @root_arg
+@index_opt
 @click.option("--by", type=click.Choice(["repo", "line", "model"]), default="repo", show_default=True)
 @click.option("--top", type=click.IntRange(min=1), help="Only the N largest.")
 @where_opt
 @format_opt()
-def du(root: str, by: str, top: int | None, where_expr: str | None, fmt: str) -> None:
+def du(root: str, index_url: str | None, by: str, top: int | None, where_expr: str | None, fmt: str) -> None:
     """Disk usage by repo, line or model, largest first."""
     from mlrepo.commands.views.tables import usage_table
     from mlrepo.repo_index.disk import usage
 
-    idx = _load(root)
+    idx = _load(root, index_url=index_url, where_expr=where_expr)
     frame = usage(where(idx.df, where_expr, idx.metrics), by, top)
     if fmt == "table":
         output.stdout_console().print(usage_table(frame, by))
@@ -265,12 +288,13 @@ def du(root: str, by: str, top: int | None, where_expr: str | None, fmt: str) ->
 
 @cli.command()
 @root_arg
+@index_opt
 @where_opt
 @click.option("--format", "fmt", type=click.Choice(output.EXPORT_FORMATS), default="csv", show_default=True)
 @click.option("-o", "--output", "out", type=click.Path(dir_okay=False), help="Write to FILE instead of stdout.")
-def export(root: str, where_expr: str | None, fmt: str, out: str | None) -> None:
+def export(root: str, index_url: str | None, where_expr: str | None, fmt: str, out: str | None) -> None:
     """The whole index, for scripts and notebooks."""
-    idx = _load(root)
+    idx = _load(root, index_url=index_url, where_expr=where_expr)
     frame = where(idx.df, where_expr, idx.metrics)
     if out:
         with open(out, "wb") as fh:
