@@ -1,9 +1,11 @@
 """The team index: many roots' indexes in one Delta Lake table, queried as one.
 
 Each root publishes its partition (``host`` + the root's real path) with Delta's optimistic concurrency: a commit
-that another machine's commit invalidates fails instead of overwriting it, and is retried on the new version, so
-machines publishing at once never lose each other's rows. On S3 the commit is a conditional PUT (``If-None-Match``;
-delta-rs' ``conditional_put=etag``), never the unsafe copy-then-rename. Roots record different params and
+is the log entry for the version after the one it read, written only if absent, so when another machine committed
+first it fails, and the publish is redone on the new version (schema, casts and all). deltalake's own commit retry
+is turned off: it let a second racing CREATE TABLE land as a later version and replace the schema the first
+writer's columns were in. On S3 the log entry is a conditional PUT (``If-None-Match``; delta-rs'
+``conditional_put=etag``), never the unsafe copy-then-rename. Roots record different params and
 metrics: new columns are merged into the table's schema (numbers as floats, so ints and floats meet), and a
 value that the table's column type cannot hold is refused by name, never silently changed. Queries scan the table lazily (``--where`` is pushed into
 the Parquet scan, so row groups whose statistics rule a filter out are not read).
@@ -117,9 +119,10 @@ def _numbers_as_float(df: pl.DataFrame) -> pl.DataFrame:
 
 
 def fit_types(table: Mapping[str, pl.DataType], rows: pl.DataFrame) -> pl.DataFrame:
-    """``rows`` with each column cast to the table's type for it, where no value changes meaning: anything into a
-    text column, numbers written as text into a number column (YAML reads ``1e-3`` as text). Otherwise the
-    publish is refused, naming the column: rewriting the table to widen a type would race other publishers."""
+    """``rows`` in the table's columns (its columns this root lacks as nulls, new ones after them), each cast to
+    the table's type where no value changes meaning: anything into a text column, numbers written as text into a
+    number column (YAML reads ``1e-3`` as text). Otherwise the publish is refused, naming the column: rewriting
+    the table to widen a type would race other publishers."""
     casts = []
     for col, dtype in rows.schema.items():
         target = table.get(col)
@@ -135,7 +138,9 @@ def fit_types(table: Mapping[str, pl.DataType], rows: pl.DataFrame) -> pl.DataFr
                 continue
         raise FailedError(f"{col} is {_kind(target)} in the team index but {_kind(dtype)} here; "
                           f"rename the key or make its values {_kind(target)}")
-    return rows.with_columns(casts)
+    missing = [pl.lit(None, dtype).alias(col) for col, dtype in table.items() if col not in rows.columns]
+    fitted = rows.with_columns(*casts, *missing)
+    return fitted.select(*table, *(c for c in rows.columns if c not in table))
 
 
 def _kind(dtype: pl.DataType) -> str:
@@ -158,6 +163,11 @@ def _conflict(exc: Exception, deltalake: Any) -> bool:
                                                       or "transaction" in text and "conflict" in text)
 
 
+def _created_meanwhile(exc: Exception, deltalake: Any) -> bool:
+    """Creating the table lost to another creator (deltalake says "already exists")."""
+    return isinstance(exc, deltalake.exceptions.DeltaError) and "already exists" in str(exc).lower()
+
+
 def publish(df: pl.DataFrame, metrics: Mapping[str, MetricInfo], root: str, url: str, *, host: str | None = None,
             max_attempts: int = 30) -> Published:
     """Replace this root's partition of the table at ``url`` (creating the table if needed) with ``df``."""
@@ -170,18 +180,21 @@ def publish(df: pl.DataFrame, metrics: Mapping[str, MetricInfo], root: str, url:
     predicate = f"host = {_quote(host)} AND root = {_quote(root)}"
     for attempt in range(1, max_attempts + 1):
         try:
+            once = deltalake.CommitProperties(max_commit_retries=0)
             table = _open(location, options, deltalake)
-            if table is None:
-                deltalake.write_deltalake(location, rows.to_arrow(), mode="append",
-                                          partition_by=list(SOURCE_COLUMNS), storage_options=options)
-            else:
-                data = fit_types(pl.scan_delta(table).collect_schema(), rows)
-                deltalake.write_deltalake(table, data.to_arrow(), mode="overwrite", predicate=predicate,
-                                          schema_mode="merge", partition_by=list(SOURCE_COLUMNS))
+            if table is None:  # an empty table first: racing creators make one version 0, the others retry
+                deltalake.DeltaTable.create(location, rows.head(0).to_arrow().schema, mode="error",
+                                            partition_by=list(SOURCE_COLUMNS), storage_options=options,
+                                            commit_properties=once)
+                table = deltalake.DeltaTable(location, storage_options=options)
+            data = fit_types(pl.scan_delta(table).collect_schema(), rows)
+            deltalake.write_deltalake(table, data.to_arrow(), mode="overwrite", predicate=predicate,
+                                      schema_mode="merge", partition_by=list(SOURCE_COLUMNS),
+                                      commit_properties=once)
         except FailedError:
             raise
         except Exception as exc:
-            if _conflict(exc, deltalake) and attempt < max_attempts:
+            if (_conflict(exc, deltalake) or _created_meanwhile(exc, deltalake)) and attempt < max_attempts:
                 time.sleep(random.uniform(0, min(2.0, 0.05 * 2 ** attempt)))  # back off, out of step with others
                 continue
             raise FailedError(f"could not publish to {url}: {_first_line(exc)}") from None

@@ -107,7 +107,7 @@ def index(root: str, rebuild: bool, publish_url: str | None) -> None:
 
         done = publish(idx.df, idx.metrics, idx.root, publish_url)
         click.echo(f"published {done.rows} models as {done.host}:{done.root} to {publish_url} "
-                   f"(table version {done.version}, {done.attempts} attempt{'s' if done.attempts > 1 else ''})")
+                   f"(table now at version {done.version}, {done.attempts} attempt{'s' if done.attempts > 1 else ''})")
 
 
 @cli.command(name="ls")
