@@ -146,7 +146,7 @@ def fit_types(table: Mapping[str, pl.DataType], rows: pl.DataFrame) -> pl.DataFr
 def _kind(dtype: pl.DataType) -> str:
     if dtype.is_numeric():
         return "numbers"
-    return {pl.String: "text", pl.Boolean: "true/false"}.get(type(dtype), str(dtype))  # type: ignore[call-overload]
+    return {pl.String: "text", pl.Boolean: "true/false"}.get(type(dtype), str(dtype))
 
 
 def _quote(value: str) -> str:
@@ -269,12 +269,12 @@ def open_team(url: str, where_text: str | None = None) -> TeamIndex:
     param_cols = sorted(c for c in schema if c.startswith("params."))
     columns = [*BASE_COLUMNS, *TEAM_COLUMNS, *metric_cols, *param_cols]
     metrics = _metrics_of(lf, columns)
-    selected = lf.select(columns)  # partitions come in any order; listings read best in one
+    selected = lf.select(columns)  # each root's rows in path order; no global sort (it would copy every row)
     if where_text is not None:
         empty = pl.DataFrame(schema={c: schema[c] for c in columns})
         selected = selected.filter(compile_where(empty, where_text, metrics))
     try:
-        df = selected.collect().sort([*SOURCE_COLUMNS, "path"], maintain_order=True)
+        df = selected.collect()
         total = lf.select(pl.len()).collect().item()
     except (pl.exceptions.PolarsError, OSError) as exc:  # the filter was checked: this is the store failing
         raise FailedError(f"could not read {url}: {_first_line(exc)}") from None
