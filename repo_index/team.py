@@ -5,10 +5,11 @@ is the log entry for the version after the one it read, written only if absent, 
 first it fails, and the publish is redone on the new version (schema, casts and all). deltalake's own commit retry
 is turned off: it let a second racing CREATE TABLE land as a later version and replace the schema the first
 writer's columns were in. On S3 the log entry is a conditional PUT (``If-None-Match``; delta-rs'
-``conditional_put=etag``), never the unsafe copy-then-rename. Roots record different params and
-metrics: new columns are merged into the table's schema (numbers as floats, so ints and floats meet), and a
-value that the table's column type cannot hold is refused by name, never silently changed. Queries scan the table lazily (``--where`` is pushed into
-the Parquet scan, so row groups whose statistics rule a filter out are not read).
+``conditional_put=etag``), never the unsafe copy-then-rename. Roots record different params and metrics:
+new columns are merged into the table's schema (numbers as floats, so ints and floats meet), and a value the
+table's column type cannot hold is refused by name, never silently changed. Queries scan the table lazily:
+``--where`` is pushed into the Parquet scan, so other partitions' files, and row groups whose statistics rule the
+filter out, are not read.
 """
 
 from __future__ import annotations

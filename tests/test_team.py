@@ -83,6 +83,7 @@ def s3_env(s3, monkeypatch) -> dict[str, str]:
 
 def test_two_machines_race_to_one_s3_table_and_the_union_is_exact(s3_env, bucket, roots):
     from mlrepo.repo_index import open_index
+    from mlrepo.repo_index.disk import usage
     from mlrepo.repo_index.team import open_team
 
     url = f"s3://{bucket}/models"
@@ -100,6 +101,10 @@ def test_two_machines_race_to_one_s3_table_and_the_union_is_exact(s3_env, bucket
     for host, df in local.items():
         same_rows(team.df.filter(pl.col("host") == host), df)
     assert set(team.df["root"]) == {os.path.realpath(a), os.path.realpath(b)}
+    by_repo = usage(team.df, "repo")  # du: each machine's repos sum as on that machine
+    for host, df in local.items():
+        mine = by_repo.filter(pl.col("host") == host).select("repo", "size_bytes", "models").sort("repo")
+        assert mine.equals(usage(df, "repo").select("repo", "size_bytes", "models").sort("repo"))
 
     listed = mlrepo("ls", "--index", url, "--format", "jsonl", env=s3_env)
     assert listed.code == 0, listed.err
@@ -199,3 +204,12 @@ def test_team_index_usage_errors(tmp_path, roots):
     assert res.code == 2 and "unknown metric 'nope'" in res.err
     res = mlrepo("ls", "--index", "http://example.com/t")
     assert res.code == 2 and "not a table location" in res.err
+
+
+def test_without_deltalake_the_message_names_the_extra(tmp_path):
+    """An install without the ``team`` extra: deltalake cannot be imported (blocked in sys.modules)."""
+    code = ("import sys; sys.modules['deltalake'] = None; from mlrepo.commands.cli import main; "
+            f"main(['ls', '--index', {str(tmp_path)!r}])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "mlrepo: error: the team index needs the deltalake package: pip install 'mlrepo[team]'"
