@@ -15,6 +15,7 @@ wrapper) of fresh subprocesses (the wall time includes the wrapper's start, ~0.0
 median of ``--repeat`` runs, for
 
 - ``mlrepo ls --index T --where "metrics.f1 > 0.999 and params.optimizer = 'sgd'" --limit 10 --format csv``
+- ``mlrepo ls --index T --limit 10 --format csv`` (the limit read in the scan)
 - ``mlrepo ls --index T --where "host = 'bench-03'" --limit 10 --format csv`` (partition pruning)
 - ``mlrepo best --index T --metric f1 --per line`` (one path per line: 2,000 lines)
 - baseline: ``polars.read_delta(T)`` into memory (every column of every row), in a fresh interpreter.
@@ -128,6 +129,7 @@ def run(url: str, repeat: int, env: dict[str, str]) -> list[dict[str, object]]:
         ("ls --where (metrics, params) --limit 10",
          [*mlrepo, "ls", "--index", url, "--where", "metrics.f1 > 0.999 and params.optimizer = 'sgd'",
           "--limit", "10", "--format", "csv"]),
+        ("ls --limit 10 (no filter)", [*mlrepo, "ls", "--index", url, "--limit", "10", "--format", "csv"]),
         ("ls --where host (one partition) --limit 10",
          [*mlrepo, "ls", "--index", url, "--where", "host = 'bench-03'", "--limit", "10", "--format", "csv"]),
         ("best --metric f1 --per line", [*mlrepo, "best", "--index", url, "--metric", "f1", "--per", "line"]),

@@ -262,8 +262,9 @@ def _metrics_of(lf: pl.LazyFrame, columns: list[str]) -> dict[str, MetricInfo]:
             for col in columns if col.startswith("metrics.")}
 
 
-def open_team(url: str, where_text: str | None = None) -> TeamIndex:
-    """The union of the table at ``url``, its rows filtered by ``where_text`` inside the scan."""
+def open_team(url: str, where_text: str | None = None, limit: int | None = None) -> TeamIndex:
+    """The union of the table at ``url``: the rows ``where_text`` selects, the first ``limit`` of them when given
+    (the table's order), both inside the scan."""
     lf = scan(url)
     schema = lf.collect_schema()
     metric_cols = sorted(c for c in schema if c.startswith("metrics."))
@@ -274,6 +275,8 @@ def open_team(url: str, where_text: str | None = None) -> TeamIndex:
     if where_text is not None:
         empty = pl.DataFrame(schema={c: schema[c] for c in columns})
         selected = selected.filter(compile_where(empty, where_text, metrics))
+    if limit is not None:
+        selected = selected.head(limit)
     try:
         df = selected.collect()
         total = lf.select(pl.len()).collect().item()

@@ -189,7 +189,7 @@ def test_a_value_the_table_column_cannot_hold_is_refused_by_name(tmp_path):
         ("/roots/floats", 0.5), ("/roots/ints", 1.0), ("/roots/ints", 2.0), ("/roots/yaml", 0.001)]
 
 
-def test_team_index_usage_errors(tmp_path, roots):
+def test_team_index_on_a_local_folder_and_usage_errors(tmp_path, roots):
     from mlrepo.repo_index import open_index
     from mlrepo.repo_index.team import publish
 
@@ -200,6 +200,11 @@ def test_team_index_usage_errors(tmp_path, roots):
     assert res.code == 2 and "give ROOT or --index URL, not both" in res.err
     idx = open_index(a)
     publish(idx.df, idx.metrics, idx.root, str(tmp_path / "t"))
+    res = mlrepo("ls", "--index", f"file://{tmp_path / 't'}", "--where", "format = 'mlflow'", "--limit", "2",
+                 "--columns", "path,host,root")
+    lines = res.out.splitlines()
+    assert res.code == 0 and "2 of 71 models" in res.err  # the limit read in the scan, the count of every row
+    assert sum(os.path.join(str(a), "mlruns") in line for line in lines) == 2
     res = mlrepo("best", "--index", f"file://{tmp_path / 't'}", "--metric", "nope")
     assert res.code == 2 and "unknown metric 'nope'" in res.err
     res = mlrepo("ls", "--index", "http://example.com/t")

@@ -22,15 +22,17 @@ DEFAULT_LS = ("id", "repo", "line", "name", "format", "status", "size_bytes", "u
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def _load(root: str, rebuild: bool = False, index_url: str | None = None, where_expr: str | None = None) -> Index:
-    """The index of ROOT, or with ``--index URL`` the published team index (rows that ``where_expr`` selects)."""
+def _load(root: str, rebuild: bool = False, index_url: str | None = None, where_expr: str | None = None,
+          limit: int | None = None) -> Index:
+    """The index of ROOT, or with ``--index URL`` the published team index: the rows ``where_expr`` selects (the
+    first ``limit`` of them when given), read with both pushed into the scan."""
     if index_url is None:
         return open_index(root, rebuild=rebuild)
     if root not in (None, "."):
         raise UsageError("give ROOT or --index URL, not both")
     from mlrepo.repo_index.team import open_team
 
-    return open_team(index_url, where_expr)  # type: ignore[return-value]  # shaped like Index for the listings
+    return open_team(index_url, where_expr, limit)  # type: ignore[return-value]  # shaped like Index for listings
 
 
 def _split(values: tuple[str, ...]) -> list[str]:
@@ -122,7 +124,7 @@ def index(root: str, rebuild: bool, publish_url: str | None) -> None:
 def ls(root: str, index_url: str | None, where_expr: str | None, sort_col: str | None, asc: bool | None,
        limit: int | None, columns: tuple[str, ...], fmt: str) -> None:
     """List models."""
-    idx = _load(root, index_url=index_url, where_expr=where_expr)
+    idx = _load(root, index_url=index_url, where_expr=where_expr, limit=None if sort_col else limit)
     frame = where(idx.df, where_expr, idx.metrics)
     if sort_col:
         col = resolve_column(sort_col, frame.columns, idx.metrics)
