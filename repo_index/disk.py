@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import polars as pl
+from mlrepo.repo_index.table import SOURCE_COLUMNS
 
 LEVELS = {"repo": ["repo"], "line": ["repo", "line"], "model": ["repo", "line", "name", "id", "path"]}
 
 
 def usage(frame: pl.DataFrame, by: str = "repo", top: int | None = None) -> pl.DataFrame:
-    keys = LEVELS[by]
+    keys = [*(c for c in SOURCE_COLUMNS if c in frame.columns), *LEVELS[by]]  # a team index: per machine and root
     total = max(int(frame["size_bytes"].sum() or 0), 1)
     out = (
         frame.group_by(keys)

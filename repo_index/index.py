@@ -55,6 +55,8 @@ class ScanStats:
 class Index:
     """One row per model under ``root``. ``df`` is the public table; ``metrics`` describes its metric columns."""
 
+    source_columns: tuple[str, ...] = ()  # columns saying which root a row came from (a team index has host, root)
+
     def __init__(self, root: str, raw: pl.DataFrame, info: dict[str, MetricInfo], stats: ScanStats) -> None:
         self.root = root
         self.raw = raw

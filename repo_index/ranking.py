@@ -10,6 +10,7 @@ import polars as pl
 from mlrepo.errors import UsageError
 from mlrepo.repo_index.columns import resolve_metric
 from mlrepo.repo_index.rows import MetricInfo
+from mlrepo.repo_index.table import SOURCE_COLUMNS
 
 #: Words that mark a metric as minimised when its metadata does not say.
 MINIMISED = frozenset({
@@ -65,20 +66,35 @@ def rank_keys(names: Sequence[str], modes: Sequence[str], columns: Sequence[str]
     return keys
 
 
-def rank(frame: pl.DataFrame, keys: Sequence[RankKey], per: str = "all") -> pl.DataFrame:
-    """Rows ordered best first within each group, with a ``rank`` column (1 = best); rows lacking the first
-    metric are left out."""
-    group = GROUPS[per]
-    ranked = frame.filter(pl.col(keys[0].column).is_not_null() & pl.col(keys[0].column).is_not_nan())
-    ranked = ranked.sort(
+def _order(frame: pl.DataFrame, keys: Sequence[RankKey], per: str) -> pl.DataFrame:
+    """Row numbers of ``frame`` best first within each group, with their ``rank`` (1 = best). Sorts only the
+    columns that decide the order: the rows themselves are gathered once, at the end (a million-row team index
+    holds dozens of columns)."""
+    sources = [c for c in SOURCE_COLUMNS if c in frame.columns and per != "all"]  # a team index: one line per root
+    group = [*sources, *GROUPS[per]]
+    by = list(dict.fromkeys([*group, *(k.column for k in keys), "updated_at"]))
+    lean = frame.select(by).with_row_index("_row")
+    lean = lean.filter(pl.col(keys[0].column).is_not_null() & pl.col(keys[0].column).is_not_nan())
+    lean = lean.sort(
         [*group, *(k.column for k in keys), "updated_at"],
         descending=[*([False] * len(group)), *(k.mode == "max" for k in keys), True],
         nulls_last=True,
         maintain_order=True,
     )
     order = pl.int_range(1, pl.len() + 1, dtype=pl.Int64)
-    return ranked.with_columns((order.over(group) if group else order).alias("rank"))
+    return lean.select("_row", (order.over(group) if group else order).alias("rank"))
+
+
+def _gather(frame: pl.DataFrame, order: pl.DataFrame) -> pl.DataFrame:
+    return frame[order["_row"]].with_columns(order["rank"])
+
+
+def rank(frame: pl.DataFrame, keys: Sequence[RankKey], per: str = "all") -> pl.DataFrame:
+    """Rows ordered best first within each group, with a ``rank`` column (1 = best); rows lacking the first
+    metric are left out."""
+    return _gather(frame, _order(frame, keys, per))
 
 
 def best(frame: pl.DataFrame, keys: Sequence[RankKey], per: str = "all") -> pl.DataFrame:
-    return rank(frame, keys, per).filter(pl.col("rank") == 1)
+    order = _order(frame, keys, per)
+    return _gather(frame, order.filter(pl.col("rank") == 1))

@@ -31,6 +31,7 @@ BASE_SCHEMA: dict[str, pl.DataType] = {
 HIDDEN_SCHEMA: dict[str, pl.DataType] = {"_rel": pl.String(), "_dirs": pl.String(), "_meta": pl.String(),
                                          "_stamp": pl.Int64(), "_store": pl.String(), "_source_id": pl.String()}
 BASE_COLUMNS = tuple(BASE_SCHEMA)
+SOURCE_COLUMNS = ("host", "root")  # a team index's rows also say which machine and root they came from
 def _column(values: list[object]) -> pl.Series | list[object]:
     """One params column: numbers stay numbers when every value is one, otherwise text."""
     kinds = {type(v) for v in values if v is not None}

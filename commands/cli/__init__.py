@@ -10,6 +10,7 @@ import errno
 import os
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
 from mlrepo import __version__
@@ -29,6 +30,9 @@ from mlrepo.commands.cli.console import err, set_color
 from mlrepo.commands.cli.roots import check_refs_inside
 from mlrepo.errors import ExitStatus, FailedError, MlrepoError, UsageError, in_words
 
+if TYPE_CHECKING:
+    from mlrepo.repo_index import Index
+
 INACTIVE = ("deleted", "trashed", "archived")
 DEFAULT_LS = ("id", "repo", "line", "name", "format", "status", "size_bytes", "updated_at")
 
@@ -40,6 +44,24 @@ def _split(values: tuple[str, ...]) -> list[str]:
 def where_opt(f: Callable) -> Callable:
     return click.option("--where", "where_expr", metavar="EXPR", shell_complete=complete.column_names,
                         help="Only models matching EXPR, e.g. \"metrics.f1 > 0.8 and params.model = 'rf'\".")(f)
+
+
+def index_opt(f: Callable) -> Callable:
+    return click.option("--index", "index_url", metavar="URL",
+                        help="Query a published team index (a Delta table: folder, s3://...) instead of ROOT.")(f)
+
+
+def _source(root: str | None, yes: bool, index_url: str | None, where_expr: str | None = None,
+            limit: int | None = None) -> Index:
+    """The index of ROOT, or with ``--index URL`` the published team index: the rows ``where_expr`` selects (the
+    first ``limit`` of them when given), read with both pushed into the scan."""
+    if index_url is None:
+        return load(get_root(root, yes))
+    if root is not None:
+        raise UsageError("give ROOT or --index URL, not both")
+    from mlrepo.repo_index.team import open_team
+
+    return open_team(index_url, where_expr, limit)  # type: ignore[return-value]  # shaped like Index for listings
 
 
 def format_opt(default: str = "table", choices: tuple[str, ...] = LIST_FORMATS) -> Callable:
@@ -146,8 +168,10 @@ def cli(ctx: click.Context, color: str | None, quiet: bool) -> None:
 @cli.command()
 @root_argument()
 @click.option("--rebuild", is_flag=True, help="Ignore the cache and read every model again.")
+@click.option("--publish", "publish_url", metavar="URL",
+              help="Also replace this root's rows in the team index at URL (a Delta table: folder, s3://...).")
 @format_opt(choices=("table", "json"))
-def index(root: str | None, yes: bool, rebuild: bool, fmt: str) -> None:
+def index(root: str | None, yes: bool, rebuild: bool, publish_url: str | None, fmt: str) -> None:
     """Build or refresh the index cache; print the models found, by format."""
     idx = load(get_root(root, yes), rebuild)
     bad = idx.unreadable()
@@ -167,6 +191,12 @@ def index(root: str | None, yes: bool, rebuild: bool, fmt: str) -> None:
     for path, why in idx.stats.skipped:
         err.print(visible(f"  skipped {path}: {why}"), markup=False)
     click.echo(f"read {idx.stats.read}, unchanged {idx.stats.reused}, {idx.stats.seconds:.2f} s")
+    if publish_url:
+        from mlrepo.repo_index.team import publish
+
+        done = publish(idx.df, idx.metrics, idx.root, publish_url)
+        click.echo(f"published {done.rows} models as {done.host}:{done.root} to {publish_url} "
+                   f"(table now at version {done.version}, {done.attempts} attempt{'s' if done.attempts > 1 else ''})")
 
 
 def _write_rows(frame: object, fmt: str) -> None:
@@ -179,6 +209,7 @@ def _write_rows(frame: object, fmt: str) -> None:
 
 @cli.command(name="ls")
 @root_argument()
+@index_opt
 @where_opt
 @click.option("--sort", "sort_col", metavar="COL", shell_complete=complete.column_names,
               help="Sort by this column (a metric name works too).")
@@ -187,13 +218,13 @@ def _write_rows(frame: object, fmt: str) -> None:
 @click.option("--columns", multiple=True, metavar="COLS", shell_complete=complete.column_names,
               help="Columns to show, comma-separated; 'all' for all.")
 @format_opt()
-def ls(root: str | None, yes: bool, where_expr: str | None, sort_col: str | None, asc: bool | None,
-       limit: int | None, columns: tuple[str, ...], fmt: str) -> None:
+def ls(root: str | None, yes: bool, index_url: str | None, where_expr: str | None, sort_col: str | None,
+       asc: bool | None, limit: int | None, columns: tuple[str, ...], fmt: str) -> None:
     """List models."""
     from mlrepo.repo_index.columns import resolve_column
     from mlrepo.repo_index.filtering import where
 
-    idx = load(get_root(root, yes))
+    idx = _source(root, yes, index_url, where_expr, None if sort_col else limit)
     frame = where(idx.df, where_expr, idx.metrics)
     if sort_col:
         col = resolve_column(sort_col, frame.columns, idx.metrics)
@@ -212,7 +243,7 @@ def ls(root: str | None, yes: bool, where_expr: str | None, sort_col: str | None
     elif wanted:
         cols = [resolve_column(c, frame.columns, idx.metrics) for c in wanted]
     else:
-        cols = frame.columns if fmt != "table" else [*DEFAULT_LS, *idx.metric_columns]
+        cols = frame.columns if fmt != "table" else [*DEFAULT_LS, *idx.source_columns, *idx.metric_columns]
     _write_rows(frame.select(cols), fmt)
     if fmt == "table":
         note(f"{frame.height} of {len(idx)} models" if frame.height != len(idx) else f"{len(idx)} models")
@@ -220,6 +251,7 @@ def ls(root: str | None, yes: bool, where_expr: str | None, sort_col: str | None
 
 @cli.command()
 @root_argument()
+@index_opt
 @click.option("--metric", "metrics", multiple=True, required=True, metavar="M", shell_complete=complete.metric_names,
               help="Metric to rank by; repeat to break ties (--metric f1 --metric loss). Default: MLREPO_METRIC.")
 @click.option("--mode", "modes", multiple=True, type=click.Choice(["max", "min"]),
@@ -231,8 +263,8 @@ def ls(root: str | None, yes: bool, where_expr: str | None, sort_col: str | None
 @where_opt
 @click.option("--format", "fmt", type=click.Choice(["path", "json", "jsonl", "csv", "table", "md"]),
               default="path", show_default=True)
-def best(root: str | None, yes: bool, metrics: tuple[str, ...], modes: tuple[str, ...], per: str | None,
-         all_status: bool, include_unfinished: bool, include_failed: bool, where_expr: str | None, fmt: str) -> None:
+def best(root: str | None, yes: bool, index_url: str | None, metrics: tuple[str, ...], modes: tuple[str, ...],
+         per: str | None, all_status: bool, include_unfinished: bool, include_failed: bool, where_expr: str | None, fmt: str) -> None:
     """Print the best finished model's path (one per group with --per): cp -r "$(mlrepo best --metric f1)" deploy/
 
     Only an existing folder is printed; otherwise the command says why and exits 1."""
@@ -242,7 +274,7 @@ def best(root: str | None, yes: bool, metrics: tuple[str, ...], modes: tuple[str
     from mlrepo.repo_index.ranking import best as best_of
     from mlrepo.repo_index.ranking import rank_keys
 
-    idx = load(get_root(root, yes))
+    idx = _source(root, yes, index_url, where_expr)
     keys = rank_keys(_split(metrics), list(modes), idx.df.columns, idx.metrics)
     frame = where(idx.df, where_expr, idx.metrics)
     if not all_status:
@@ -370,18 +402,20 @@ def history(root: str | None, yes: bool, line_ref: str | None, metric: str | Non
 
 @cli.command()
 @root_argument()
+@index_opt
 @click.option("--by", type=click.Choice(["repo", "line", "model"]), default="repo", show_default=True)
 @click.option("--top", type=click.IntRange(min=1), help="Only the N largest.")
 @where_opt
 @format_opt()
-def du(root: str | None, yes: bool, by: str, top: int | None, where_expr: str | None, fmt: str) -> None:
+def du(root: str | None, yes: bool, index_url: str | None, by: str, top: int | None, where_expr: str | None,
+       fmt: str) -> None:
     """Disk usage by repo, line or model, largest first."""
     from mlrepo.commands.cli import output
     from mlrepo.commands.views.tables import usage_table
     from mlrepo.repo_index.disk import usage
     from mlrepo.repo_index.filtering import where
 
-    idx = load(get_root(root, yes))
+    idx = _source(root, yes, index_url, where_expr)
     frame = usage(where(idx.df, where_expr, idx.metrics), by, top)
     if fmt == "table":
         output.stdout_console().print(usage_table(frame, by))
@@ -391,16 +425,18 @@ def du(root: str | None, yes: bool, by: str, top: int | None, where_expr: str | 
 
 @cli.command()
 @root_argument()
+@index_opt
 @where_opt
 @click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="csv", show_default=True)
 @click.option("-o", "--output", "out", type=click.Path(dir_okay=False), help="Write to FILE instead of stdout.")
-def export(root: str | None, yes: bool, where_expr: str | None, fmt: str, out: str | None) -> None:
+def export(root: str | None, yes: bool, index_url: str | None, where_expr: str | None, fmt: str,
+           out: str | None) -> None:
     """The whole index, for scripts and notebooks (JSON rows and Parquet metadata carry the schema version)."""
     from mlrepo.commands.cli import output
     from mlrepo.repo_index.filtering import where
     from mlrepo.repo_index.schema import with_version_column
 
-    idx = load(get_root(root, yes))
+    idx = _source(root, yes, index_url, where_expr)
     frame = where(idx.df, where_expr, idx.metrics)
     if fmt in ("json", "jsonl"):
         frame = with_version_column(frame)

@@ -140,5 +140,7 @@ def usage_table(frame: pl.DataFrame, by: str, width: int = 30) -> Table:
         filled = round(width * row["size_bytes"] / largest)
         bar = Text("█" * filled + "░" * (width - filled), style="green")
         name = "/".join(str(row[k]) for k in keys if row[k] is not None) or "(root)"
+        if "host" in row:  # a team index: the same repo on two machines is two rows
+            name = f"{row['host']}:{row['root']}  {name}"
         table.add_row(human_size(row["size_bytes"]), f"{row['percent']:.1f}", bar, str(row["models"]), plain(name))
     return table
