@@ -13,8 +13,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import FIXTURES, Result
 from s3server import S3Server, seaweed, weed_binary
+from treeutil import FIXTURES, Result
 
 pytest.importorskip("deltalake")
 

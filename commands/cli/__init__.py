@@ -264,7 +264,8 @@ def ls(root: str | None, yes: bool, index_url: str | None, where_expr: str | Non
 @click.option("--format", "fmt", type=click.Choice(["path", "json", "jsonl", "csv", "table", "md"]),
               default="path", show_default=True)
 def best(root: str | None, yes: bool, index_url: str | None, metrics: tuple[str, ...], modes: tuple[str, ...],
-         per: str | None, all_status: bool, include_unfinished: bool, include_failed: bool, where_expr: str | None, fmt: str) -> None:
+         per: str | None, all_status: bool, include_unfinished: bool, include_failed: bool, where_expr: str | None,
+         fmt: str) -> None:
     """Print the best finished model's path (one per group with --per): cp -r "$(mlrepo best --metric f1)" deploy/
 
     Only an existing folder is printed; otherwise the command says why and exits 1."""
