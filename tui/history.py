@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import polars as pl
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static, Tree
 
 from mlrepo.commands.output import cell
-from mlrepo.repo_index.lineage import Node, build_history
+from mlrepo.repo_index.lineage import LineHistory, Node, build_history
 
 
 def best_path(roots: list[Node], mode: str) -> set[str]:
@@ -47,32 +51,98 @@ def node_label(node: Node, metric: str | None, on_best_path: bool, is_root: bool
     return text
 
 
+@dataclass(frozen=True, slots=True)
+class LineRef:
+    repo: str | None
+    line: str | None
+    size: int
+
+
+class LineBuilt(Message):
+    def __init__(self, ref: LineRef, history: LineHistory | None) -> None:
+        super().__init__()
+        self.ref, self.history = ref, history
+
+
 class HistoryScreen(Screen[str | None]):
-    """Select a node to jump to its model in the table (the screen returns its id)."""
+    """The lines at once, each line's tree built in a thread when it is expanded (the one holding the selected
+    model first): a tree costs O(models²) in its line, so at 100k models building them all took a minute.
+    Select a model to jump to it in the table (the screen returns its id)."""
 
     BINDINGS = [Binding("escape,h", "app.pop_screen", "Back", id="history.back")]
 
-    def __init__(self, frame: pl.DataFrame, metric: str | None, mode: str) -> None:
+    def __init__(self, frame: pl.DataFrame, metric: str | None, mode: str, selected: str | None = None) -> None:
         super().__init__()
-        self.frame, self.metric, self.mode = frame, metric, mode
+        self.frame, self.metric, self.mode, self.selected = frame, metric, mode, selected
+        self.pending: set[LineRef] = set()
 
     def compose(self) -> ComposeResult:
-        what = f"best path by {self.metric} ({self.mode}) marked *" if self.metric else "no metric chosen"
-        yield Static(f"Parameter history · {what}", id="screen-title")
-        tree: Tree[str] = Tree("lines", id="history-tree")
+        yield Static(self.title_text(), id="screen-title")
+        tree: Tree[object] = Tree("lines", id="history-tree")
         tree.show_root = False
-        for line in build_history(self.frame, self.metric):
-            branch = tree.root.add(Text(line.title, style="bold magenta"), expand=True)
-            on_path = best_path(line.roots, self.mode) if self.metric else set()
-            stack = [(branch, n, True) for n in reversed(line.roots)]
-            while stack:
-                parent, node, is_root = stack.pop()
-                leaf = parent.add(node_label(node, self.metric, node.id in on_path, is_root), data=node.id,
-                                  expand=True, allow_expand=bool(node.children))
-                stack.extend((leaf, child, False) for child in reversed(node.children))
         yield tree
         yield Footer()
 
-    def on_tree_node_selected(self, event: Tree.NodeSelected[str]) -> None:
-        if event.node.data:
+    def title_text(self) -> Text:
+        what = f"best path by {self.metric} ({self.mode}) marked *" if self.metric else "no metric column chosen"
+        text = Text(f"Parameter history · {what}")
+        if self.pending:
+            text.append(f"  · building {len(self.pending)} line{'s' if len(self.pending) > 1 else ''} …",
+                        style="bold yellow")
+        return text
+
+    def on_mount(self) -> None:
+        lines = self.frame.group_by(["repo", "line"]).len().sort(["repo", "line"], nulls_last=True)
+        here = None
+        if self.selected is not None:
+            hit = self.frame.filter(pl.col("id") == self.selected).select("repo", "line")
+            here = hit.row(0) if hit.height else None
+        tree = self.query_one(Tree)
+        first = None
+        for repo, line, size in lines.iter_rows():
+            ref = LineRef(repo, line, size)
+            title = Text("/".join(p for p in (repo, line) if p) or "(root)", style="bold magenta")
+            title.append(f"  {size} model{'s' if size != 1 else ''}", style="dim")
+            node = tree.root.add(title, data=ref, allow_expand=True)
+            if first is None or (here is not None and (repo, line) == here):
+                first = node
+        if first is not None:
+            first.expand()
+            tree.move_cursor(first)
+
+    def on_tree_node_expanded(self, event: Tree.NodeExpanded[object]) -> None:
+        ref = event.node.data
+        if isinstance(ref, LineRef) and not event.node.children and ref not in self.pending:
+            self.pending.add(ref)
+            event.node.add_leaf(Text("building …", style="dim italic"))
+            self.query_one("#screen-title", Static).update(self.title_text())
+            self.build(ref)
+
+    @work(thread=True, group="history")
+    def build(self, ref: LineRef) -> None:
+        rows = self.frame.filter(pl.col("repo").eq_missing(ref.repo) & pl.col("line").eq_missing(ref.line))
+        built = build_history(rows, self.metric)
+        self.post_message(LineBuilt(ref, built[0] if built else None))
+
+    def on_line_built(self, message: LineBuilt) -> None:
+        self.pending.discard(message.ref)
+        self.query_one("#screen-title", Static).update(self.title_text())
+        tree = self.query_one(Tree)
+        branch = next((n for n in tree.root.children if n.data == message.ref), None)
+        if branch is None:
+            return
+        branch.remove_children()
+        roots = message.history.roots if message.history else []
+        on_path = best_path(roots, self.mode) if self.metric else set()
+        stack = [(branch, n, True) for n in reversed(roots)]
+        while stack:
+            parent, node, is_root = stack.pop()
+            leaf = parent.add(node_label(node, self.metric, node.id in on_path, is_root), data=node.id,
+                              expand=True, allow_expand=bool(node.children))
+            stack.extend((leaf, child, False) for child in reversed(node.children))
+            if node.id == self.selected:
+                self.call_after_refresh(tree.move_cursor, leaf)
+
+    def on_tree_node_selected(self, event: Tree.NodeSelected[object]) -> None:
+        if isinstance(event.node.data, str):
             self.dismiss(event.node.data)
