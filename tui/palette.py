@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 from rich.text import Text
 from textual.binding import Binding
-from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.command import CommandPalette, DiscoveryHit, Hit, Hits, Provider
 
 if TYPE_CHECKING:
     from mlrepo.tui.app import MlrepoApp
@@ -20,10 +20,12 @@ MOST = 50  # models offered at once
 class ActionsProvider(Provider):
     def _actions(self) -> list[tuple[str, str, str]]:
         app: MlrepoApp = self.app  # type: ignore[assignment]
+        under = [s for s in app.screen_stack if not isinstance(s, CommandPalette)]  # where the action will run
         out = []
         for binding in app.BINDINGS:
-            if isinstance(binding, Binding) and app.check_action(binding.action.split("(")[0], ()):
-                out.append((binding.description, binding.action, app.get_key_display(binding)))
+            name = binding.action.split("(")[0] if isinstance(binding, Binding) else ""
+            if name and not app.quitting and (name not in app.TABLE_ACTIONS or len(under) == 1):
+                out.append((binding.description, binding.action, app.get_key_display(binding)))  # type: ignore[union-attr]
         return out
 
     async def discover(self) -> Hits:

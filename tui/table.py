@@ -65,6 +65,14 @@ def printable(text: str) -> str:
     return text if text.isprintable() else "".join(c if c.isprintable() else "\ufffd" for c in text)
 
 
+def fit_label(text: str, width: int, right: bool) -> str:
+    """A header cut in the middle: ``accuracy.cifar10.val`` and ``.test`` stay told apart by their ends."""
+    if len(text) <= width:
+        return text.rjust(width) if right else text.ljust(width)
+    head = (width - 1) // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head):]
+
+
 def fit(text: str, width: int, right: bool) -> str:
     if len(text) > width:
         return text[: max(width - 1, 0)] + "…"
@@ -87,7 +95,7 @@ class ModelsTable(ScrollView, can_focus=True):
     ModelsTable > .models--cursor-cell { text-style: bold; }
     ModelsTable:focus > .models--cursor-cell { background: $primary 80%; text-style: bold; }
     ModelsTable > .models--dim { color: $text-muted; }
-    ModelsTable > .models--best { color: $success; text-style: bold; }
+    ModelsTable > .models--best { color: $text-success; }
     ModelsTable > .models--mark { color: $warning; text-style: bold; }
     ModelsTable > .models--stripe { background: $surface-lighten-1; }
     ModelsTable > .models--hint { color: $text-muted; }
@@ -259,10 +267,8 @@ class ModelsTable(ScrollView, can_focus=True):
         segments = [Segment(" " * MARK_WIDTH, header)]
         for i in range(self.left, len(self.columns)):
             column = self.columns[i]
-            label = column.label
-            if self.sort and self.sort[0] == column.key:
-                label = fit(label, column.width - 1, False).rstrip() + ("▼" if self.sort[1] else "▲")
-            segments.append(Segment(" " + fit(label, column.width, column.right) + " ",
+            arrow = ("▼" if self.sort[1] else "▲") if self.sort and self.sort[0] == column.key else " "
+            segments.append(Segment(" " + fit_label(column.label, column.width, column.right) + arrow,
                                     current if i == self.cursor_column else header))
         return Strip(segments).extend_cell_length(width, header).crop(0, width)
 
