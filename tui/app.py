@@ -21,6 +21,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.suggester import SuggestFromList
+from textual.widget import Widget
 from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
@@ -105,9 +106,19 @@ class MlrepoApp(App[str | None]):
         Binding("p", "pick", "Pick", id="pick"),
         Binding("r", "reload", "Reload", show=False, id="reload"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="clear_filter"),
+        Binding("enter", "submit_filter", "Apply filter", id="submit_filter"),
+        Binding("escape", "cancel_filter", "Clear filter", id="cancel_filter"),
         Binding("question_mark", "help", "Keys", id="help"),
         Binding("q", "quit", "Quit", id="quit"),
+        *(Binding(key, f"table_{action}", "", show=False, system=True) for key, action in [
+            ("up", "move(-1, 0)"), ("down", "move(1, 0)"), ("left", "move(0, -1)"), ("right", "move(0, 1)"),
+            ("pageup", "page(-1)"), ("pagedown", "page(1)"), ("home", "edge(-1)"), ("end", "edge(1)")]),
     ]
+    # Every key of the table is handled here, in the order typed, before Textual hands keys to the focused
+    # widget: a key queued behind "/" (or behind enter in the filter box) while the app was busy went to the
+    # widget that had the focus when it was queued, and a mark queued behind an arrow acted before the arrow.
+    BINDINGS = [Binding(b.key, b.action, b.description, show=b.show, id=b.id, system=b.system, priority=True)
+                for b in BINDINGS]
     HELP = {"focus_filter": "filter with the --where language; enter applies, esc clears",
             "sort": "sort by the column under the cursor (again: reverse); the old sort breaks ties",
             "best": "sort so the best model by the metric under the cursor is on top",
@@ -122,7 +133,9 @@ class MlrepoApp(App[str | None]):
             "copy_path": "copy the model's path to the clipboard",
             "toggle_detail": "show or hide the detail pane (hidden by default below 120 columns)",
             "pick": "quit, printing the model's path (cp -r \"$(mlrepo tui)\" deploy/)",
-            "reload": "read the disk again", "clear_filter": "clear the filter", "help": "this help",
+            "reload": "read the disk again", "clear_filter": "clear the filter",
+            "submit_filter": "in the filter box: apply it, back to the table",
+            "cancel_filter": "in the filter box: clear it, back to the table", "help": "this help",
             "quit": "quit"}
     #: actions of the models table; other screens have their own keys and do not show these
     TABLE_ACTIONS = frozenset({"focus_filter", "sort", "best", "mark", "compare", "history", "disk", "curves",
@@ -131,9 +144,22 @@ class MlrepoApp(App[str | None]):
     NARROW = 120  # below this many columns the detail pane hides unless asked for
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if self.quitting:  # keys mashed after q act on nothing
+        """Which keys act where: the table's keys only on the table, none while typing in a box (there the
+        filter box has enter and esc), none at all once quitting (keys mashed after q act on nothing)."""
+        if self.quitting:
             return False
-        return action not in self.TABLE_ACTIONS or len(self.screen_stack) == 1
+        focused = self.focused
+        on_table = len(self.screen_stack) == 1
+        if action.startswith("table_"):
+            return on_table and focused is not None and focused.id == "models"
+        typing_filter = on_table and focused is not None and focused.id == "filter"
+        if action in ("submit_filter", "cancel_filter"):  # the footer shows these two while the filter is typed
+            return typing_filter
+        if action == "clear_filter":
+            return on_table and not typing_filter
+        if isinstance(focused, Input):
+            return False
+        return action not in self.TABLE_ACTIONS or on_table
 
     def __init__(self, root: str, label: str | None = None, live: bool = True) -> None:
         super().__init__()
@@ -352,25 +378,43 @@ class MlrepoApp(App[str | None]):
         self.sort_by(event.key)
 
     # -- filter --------------------------------------------------------------------------------------------
-    @on(Input.Submitted, "#filter")
-    def _filter(self, event: Input.Submitted) -> None:
-        text = event.value.strip() or None
+    def action_submit_filter(self) -> None:
+        """Enter in the filter box: apply it and hand the keys back to the table (a bad filter keeps them)."""
+        box = self.main_screen.query_one("#filter", Input)
+        text = box.value.strip() or None
         self.view.where = text
         self.refresh_table()
-        if not event.input.has_class("-error"):
+        if not box.has_class("-error"):
             if text:
                 self.view.recent = [text, *(r for r in self.view.recent if r != text)][:20]
-                event.input.suggester = SuggestFromList(self.view.recent, case_sensitive=False)
-            self.table.focus()  # the user is done typing: keys go to the table again
+                box.suggester = SuggestFromList(self.view.recent, case_sensitive=False)
+            self.focus_now(self.table)
+
+    def action_table_move(self, rows: int, columns: int) -> None:
+        self.table.action_move(rows, columns)
+
+    def action_table_page(self, direction: int) -> None:
+        self.table.action_page(direction)
+
+    def action_table_edge(self, direction: int) -> None:
+        self.table.action_edge(direction)
+
+    def focus_now(self, widget: Widget) -> None:
+        """Move the focus before the next key is handled. ``Widget.focus()`` waits for the message queue, so a key
+        already queued behind ``/`` (typed fast, or while live updates queue up) still went to the table."""
+        self.main_screen.set_focus(widget)
 
     def action_focus_filter(self) -> None:
-        self.main_screen.query_one("#filter", Input).focus()
+        self.focus_now(self.main_screen.query_one("#filter", Input))
+
+    def action_cancel_filter(self) -> None:
+        self.action_clear_filter()
 
     def action_clear_filter(self) -> None:
         self.main_screen.query_one("#filter", Input).value = ""
         self.view.where = None
         self.refresh_table()
-        self.table.focus()
+        self.focus_now(self.table)
 
     # -- sorting and columns -------------------------------------------------------------------------------
     def sort_by(self, column: str) -> None:
@@ -581,6 +625,8 @@ class MlrepoApp(App[str | None]):
         keys = []
         for binding in self.BINDINGS:
             assert isinstance(binding, Binding)
+            if binding.system:
+                continue
             name = binding.action.split("(")[0]
             key = binding.key_display or self.get_key_display(binding)
             if name in seen and keys:
@@ -592,3 +638,4 @@ class MlrepoApp(App[str | None]):
 
     def action_reload(self) -> None:
         self.load()
+

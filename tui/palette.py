@@ -23,7 +23,7 @@ class ActionsProvider(Provider):
         under = [s for s in app.screen_stack if not isinstance(s, CommandPalette)]  # where the action will run
         out = []
         for binding in app.BINDINGS:
-            name = binding.action.split("(")[0] if isinstance(binding, Binding) else ""
+            name = binding.action.split("(")[0] if isinstance(binding, Binding) and not binding.system else ""
             if name and not app.quitting and (name not in app.TABLE_ACTIONS or len(under) == 1):
                 out.append((binding.description, binding.action, app.get_key_display(binding)))  # type: ignore[union-attr]
         return out
