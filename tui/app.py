@@ -177,6 +177,8 @@ class MlrepoApp(App[str | None]):
         self.detail_choice: bool | None = None  # None: by width
         self.marked: set[str] = set()
         self._layout: tuple[object, list[str], list[Column]] | None = None
+        self._defaults: tuple[object, list[str], int, int] | None = None  # per index: columns, unreadable, bytes
+        self._detail_of: tuple[str, object] | None = None  # the model and index the detail pane shows
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter, e.g.  metrics.f1 > 0.8 and params.optimizer.name = 'sgd'   (/ to focus)",
@@ -270,11 +272,16 @@ class MlrepoApp(App[str | None]):
 
     # -- the table -----------------------------------------------------------------------------------------
     def default_columns(self) -> list[str]:
+        """Grouping, every metric, the facts, the error column where a model has one, the params that vary:
+        worked out once per index (it looks at every value)."""
         assert self.index is not None
         df = self.index.df
-        varying = [c for c in self.index.param_columns if df[c].n_unique() > 1]
-        errors = ["error"] if df["error"].null_count() < df.height else []
-        return [*GROUPING, *self.index.metric_columns, *FACTS, *errors, *varying]
+        if self._defaults is None or self._defaults[0] is not df:
+            varying = [c for c in self.index.param_columns if df[c].n_unique() > 1]
+            errors = ["error"] if df["error"].null_count() < df.height else []
+            self._defaults = (df, [*GROUPING, *self.index.metric_columns, *FACTS, *errors, *varying], df.height - df[
+                "error"].null_count(), int(df["size_bytes"].sum() or 0))
+        return list(self._defaults[1])
 
     def shown_columns(self) -> list[str]:
         assert self.index is not None
@@ -331,8 +338,9 @@ class MlrepoApp(App[str | None]):
         assert self.index is not None and self.frame is not None
         total = len(self.index)
         count = f"{self.frame.height} of {total} models" if self.frame.height != total else f"{total} models"
-        size = human_size(int(self.index.df["size_bytes"].sum() or 0))
-        bad = self.index.unreadable().height
+        self.default_columns()
+        assert self._defaults is not None
+        bad, size = self._defaults[2], human_size(self._defaults[3])
         parts = [count]
         if self.view.sort:
             parts.append(f"sorted by {self.sort_text()}")
@@ -360,8 +368,12 @@ class MlrepoApp(App[str | None]):
             return
         body = bodies.first(Static)
         if self.index is None or model_id is None:
+            self._detail_of = None
             body.update("")
             return
+        if self._detail_of and self._detail_of[0] == model_id and self._detail_of[1] is self.index.df:
+            return
+        self._detail_of = (model_id, self.index.df)
         row = self.index.df.row(by_predicate=pl.col("id") == model_id, named=True)
         body.update(detail(row, self.index))
 
@@ -483,8 +495,8 @@ class MlrepoApp(App[str | None]):
         if model_id is None:
             return
         self.marked ^= {model_id}
+        self.table.refresh_row(self.table.cursor_row)
         self.table.action_move(1, 0)
-        self.table.refresh_rows()
         self.update_status()
 
     def action_compare(self) -> None:

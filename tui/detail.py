@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 
-from rich.console import Group, RenderableType
-from rich.table import Table
+from rich.console import RenderableType
 from rich.text import Text
 
 from mlrepo.commands.output import cell
@@ -22,38 +21,39 @@ def home_relative(path: str) -> str:
     return "~" + path[len(home):] if home and home != "/" and (path == home or path.startswith(home + "/")) else path
 
 
-def _grid() -> Table:
-    grid = Table.grid(padding=(0, 1))
-    grid.add_column(style="bold", overflow="fold", max_width=24)
-    grid.add_column(overflow="fold")
-    return grid
+def _rows(text: Text, rows: list[tuple[str, str, str]], value_style: str = "") -> None:
+    """Name and value columns: one ``Text`` (rich tables cost ~20 ms a paint here, on every cursor move).
+    A long name or value wraps within the pane (the Text folds), never cut."""
+    width = min(max((len(name) for name, _, _ in rows), default=0), 24)
+    for name, value, style in rows:
+        text.append(name.ljust(width), style="bold")
+        text.append(" " + value + "\n", style=style or value_style)
 
 
 def detail(row: dict, index: Index) -> RenderableType:
     title = "/".join(printable(str(p)) for p in (row["repo"], row["line"], row["name"]) if p)
-    parts: list[RenderableType] = [Text(title, style="bold"),
-                                   Text(printable(home_relative(row["path"])), style="underline", overflow="fold"),
-                                   Text("y copies the path · p quits printing it", style="dim"), Text("")]
-    facts = _grid()
-    for key in FACTS:
-        if row.get(key) not in (None, []):
-            facts.add_row("size" if key == "size_bytes" else key,
-                          Text(printable(cell(row[key], key)), style="red" if key == "error" else ""))
-    parts.append(facts)
-    metrics = _grid()
-    metrics.columns[1].justify = "right"
-    metrics.add_column(style="dim")
+    text = Text(overflow="fold")
+    text.append(title + "\n", style="bold")
+    text.append(printable(home_relative(row["path"])) + "\n", style="underline")
+    text.append("y copies the path · p quits printing it\n\n", style="dim")
+    _rows(text, [("size" if key == "size_bytes" else key, printable(cell(row[key], key)),
+                  "red" if key == "error" else "") for key in FACTS if row.get(key) not in (None, [])])
+    metrics = []
+    values = [cell(row[col]) for col in index.metric_columns if row.get(col) is not None]
+    value_width = max((len(v) for v in values), default=0)
     for col in index.metric_columns:
         if row.get(col) is not None:
             info = index.metrics.get(col)
             mode = info.direction if info and info.direction else direction_by_name(col)
-            metrics.add_row(printable(col.removeprefix("metrics.")), cell(row[col]), "↑" if mode == "max" else "↓")
-    if metrics.row_count:
-        parts += [Text("\nmetrics", style="bold underline"), metrics]
-    params = _grid()
-    for col in index.param_columns:
-        if row.get(col) is not None:
-            params.add_row(printable(col.removeprefix("params.")), printable(cell(row[col])))
-    if params.row_count:
-        parts += [Text("\nparams", style="bold underline"), params]
-    return Group(*parts)
+            metrics.append((printable(col.removeprefix("metrics.")),
+                            f"{cell(row[col]):>{value_width}} {'↑' if mode == 'max' else '↓'}", ""))
+    if metrics:
+        text.append("\nmetrics\n", style="bold underline")
+        _rows(text, metrics)
+    params = [(printable(col.removeprefix("params.")), printable(cell(row[col])), "")
+              for col in index.param_columns if row.get(col) is not None]
+    if params:
+        text.append("\nparams\n", style="bold underline")
+        _rows(text, params)
+    text.rstrip()
+    return text

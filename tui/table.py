@@ -174,16 +174,24 @@ class ModelsTable(ScrollView, can_focus=True):
         self._set_cursor(row, self.cursor_column)
         return True
 
-    def refresh_rows(self) -> None:
-        """Marks changed: same rows, repainted."""
-        self.refresh()
+    def refresh_row(self, row: int) -> None:
+        """One row changed (a mark): only its line is painted again."""
+        self.refresh_line(row + 1)
 
     # -- cursor -----------------------------------------------------------------------------------------------
     def _set_cursor(self, row: int, column: int) -> None:
+        """Move the cursor; unless the view scrolled, only the two rows (and the header) are painted again."""
+        before = (self.cursor_row, self.cursor_column, int(self.scroll_y), self.left)
         self.cursor_row = max(0, min(row, self.frame.height - 1))
         self.cursor_column = max(0, min(column, len(self.columns) - 1))
         self._follow_cursor()
-        self.refresh()
+        if (int(self.scroll_y), self.left) == before[2:]:
+            self.refresh_line(before[0] + 1)
+            self.refresh_line(self.cursor_row + 1)
+            if self.cursor_column != before[1]:
+                self.refresh_line(int(self.scroll_y))  # the header: the current column is marked there
+        else:
+            self.refresh()
         self._announce()
 
     def _announce(self) -> None:
