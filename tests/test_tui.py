@@ -170,7 +170,8 @@ async def test_history_shows_the_lines_at_once_and_builds_a_line_on_demand(root)
         assert [str(n.label).split()[0] for n in built] == ["tabular/sgd_sweep"]  # the others wait for a key
         labels = [str(line.node.label) for line in tree._tree_lines]
         assert any(label.startswith("* 00003") and "score_d=8" in label for label in labels)
-        assert str(tree.cursor_node.label).startswith("* 00003")  # the cursor is where it was in the table
+        await until(pilot, lambda: tree.cursor_node and str(tree.cursor_node.label).startswith("* 00003"),
+                    "the tree's cursor on the model the table's cursor was on")
         lines[0].expand()
         await until(pilot, lambda: not screen.pending and lines[0].children, "a line built on expanding it")
         assert str(lines[0].children[0].label).split()[0] == "00000"

@@ -22,7 +22,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.suggester import SuggestFromList
 from textual.widget import Widget
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 from textual.worker import Worker, WorkerState
 
 from mlrepo.commands.output import human_size
@@ -33,6 +33,7 @@ from mlrepo.repo_index.columns import UsageError, resolve_column
 from mlrepo.repo_index.filtering import where
 from mlrepo.repo_index.ranking import direction_by_name, rank_keys
 from mlrepo.tui.detail import detail
+from mlrepo.tui.keybar import KeyBar
 from mlrepo.tui.layout import label_of, layout, mark_best
 from mlrepo.tui.palette import ActionsProvider, ModelsProvider
 from mlrepo.tui.table import Column, ModelsTable
@@ -141,6 +142,10 @@ class MlrepoApp(App[str | None]):
     TABLE_ACTIONS = frozenset({"focus_filter", "sort", "best", "mark", "compare", "history", "disk", "curves",
                                "choose_columns", "move_column", "pick", "clear_filter", "remove", "keep_top",
                                "copy_path", "toggle_detail"})
+    TABLE_KEYS = [("/", "Filter"), ("s", "Sort"), ("b", "Best"), ("m", "Mark"), ("c", "Compare"), ("h", "History"),
+                  ("d", "Disk"), ("g", "Curves"), ("x", "Trash"), ("a", "Archive"), ("p", "Pick"), ("?", "Keys"),
+                  ("q", "Quit")]
+    FILTER_KEYS = [("⏎", "Apply filter"), ("esc", "Clear filter"), ("tab", "Back to the table")]
     NARROW = 120  # below this many columns the detail pane hides unless asked for
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -191,7 +196,7 @@ class MlrepoApp(App[str | None]):
             with VerticalScroll(id="detail"):
                 yield Static("", id="detail-body")
         yield Static(f"indexing {self.label} …", id="status")
-        yield Footer()
+        yield KeyBar(self.TABLE_KEYS, id="keys")
 
     @property
     def main_screen(self) -> Screen:
@@ -415,6 +420,15 @@ class MlrepoApp(App[str | None]):
         """Move the focus before the next key is handled. ``Widget.focus()`` waits for the message queue, so a key
         already queued behind ``/`` (typed fast, or while live updates queue up) still went to the table."""
         self.main_screen.set_focus(widget)
+        self._show_keys()
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        self._show_keys()
+
+    def _show_keys(self) -> None:
+        if self.screen_stack:
+            typing = self.main_screen.focused is not None and self.main_screen.focused.id == "filter"
+            self.main_screen.query_one("#keys", KeyBar).show(self.FILTER_KEYS if typing else self.TABLE_KEYS)
 
     def action_focus_filter(self) -> None:
         self.focus_now(self.main_screen.query_one("#filter", Input))

@@ -8,10 +8,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from mlrepo.commands.output import cell
 from mlrepo.repo_index import Index
+from mlrepo.tui.keybar import KeyBar
 
 
 def compare_table(rows: list[dict], index: Index, only_differences: bool) -> Table:
@@ -45,7 +46,7 @@ class CompareScreen(Screen[None]):
         yield Static(f"Compare {len(self.rows)} models · differences in yellow", id="screen-title")
         with VerticalScroll():
             yield Static(compare_table(self.rows, self.index, True), id="compare-body")
-        yield Footer()
+        yield KeyBar([("esc", "Back"), ("a", "All keys / only differences"), ("?", "Keys"), ("q", "Quit")])
 
     def action_toggle_all(self) -> None:
         self.only_differences = not self.only_differences

@@ -7,10 +7,11 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from mlrepo.repo_index.curves import metric_curves
+from mlrepo.tui.keybar import BACK, KeyBar
 from mlrepo.tui.table import printable
 
 
@@ -28,7 +29,7 @@ class CurvesScreen(Screen[None]):
         plot = PlotextPlot(id="curves-plot")
         plot.display = False
         yield plot
-        yield Footer()
+        yield KeyBar(BACK)
 
     def on_mount(self) -> None:
         self.load()

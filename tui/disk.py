@@ -12,11 +12,12 @@ from textual import work
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Static, Tree
+from textual.widgets import Static, Tree
 from textual.widgets.tree import TreeNode
 
 from mlrepo.commands.output import human_size
 from mlrepo.repo_index.disk import usage
+from mlrepo.tui.keybar import KeyBar
 from mlrepo.tui.table import printable
 
 BAR = 20
@@ -90,7 +91,7 @@ class DiskScreen(Screen[str | None]):
         tree: Tree[object] = Tree("root", id="disk-tree")
         tree.show_root = False
         yield tree
-        yield Footer()
+        yield KeyBar([("esc", "Back"), ("enter", "Jump to the model"), ("space", "Open / close"), ("?", "Keys"), ("q", "Quit")])
 
     def on_mount(self) -> None:
         self.add_up()

@@ -11,10 +11,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Static, Tree
+from textual.widgets import Static, Tree
+from textual.widgets.tree import TreeNode
 
 from mlrepo.commands.output import cell
 from mlrepo.repo_index.lineage import LineHistory, Node, build_history
+from mlrepo.tui.keybar import KeyBar
 
 
 def best_path(roots: list[Node], mode: str) -> set[str]:
@@ -81,7 +83,7 @@ class HistoryScreen(Screen[str | None]):
         tree: Tree[object] = Tree("lines", id="history-tree")
         tree.show_root = False
         yield tree
-        yield Footer()
+        yield KeyBar([("esc", "Back"), ("enter", "Jump to the model"), ("space", "Open / close"), ("?", "Keys"), ("q", "Quit")])
 
     def title_text(self) -> Text:
         what = f"best path by {self.metric} ({self.mode}) marked *" if self.metric else "no metric column chosen"
@@ -108,7 +110,7 @@ class HistoryScreen(Screen[str | None]):
                 first = node
         if first is not None:
             first.expand()
-            tree.move_cursor(first)
+            self._place_cursor(first)
 
     def on_tree_node_expanded(self, event: Tree.NodeExpanded[object]) -> None:
         ref = event.node.data
@@ -125,8 +127,6 @@ class HistoryScreen(Screen[str | None]):
         self.post_message(LineBuilt(ref, built[0] if built else None))
 
     def on_line_built(self, message: LineBuilt) -> None:
-        self.pending.discard(message.ref)
-        self.query_one("#screen-title", Static).update(self.title_text())
         tree = self.query_one(Tree)
         branch = next((n for n in tree.root.children if n.data == message.ref), None)
         if branch is None:
@@ -135,13 +135,32 @@ class HistoryScreen(Screen[str | None]):
         roots = message.history.roots if message.history else []
         on_path = best_path(roots, self.mode) if self.metric else set()
         stack = [(branch, n, True) for n in reversed(roots)]
+        selected = None
         while stack:
             parent, node, is_root = stack.pop()
             leaf = parent.add(node_label(node, self.metric, node.id in on_path, is_root), data=node.id,
                               expand=True, allow_expand=bool(node.children))
             stack.extend((leaf, child, False) for child in reversed(node.children))
             if node.id == self.selected:
-                self.call_after_refresh(tree.move_cursor, leaf)
+                selected = leaf
+        self.call_after_refresh(self._built, message.ref, selected)
+
+    def _built(self, ref: LineRef, selected: TreeNode[object] | None, tries: int = 0) -> None:
+        """The line is done once the cursor is on the selected model: the tree numbers new nodes' lines when it is
+        next idle, so this looks again shortly (for up to 2 s: a node the user folded away meanwhile has none)."""
+        if selected is not None and selected.line < 0 and tries < 100:
+            self.set_timer(0.02, lambda: self._built(ref, selected, tries + 1))
+            return
+        if selected is not None and selected.line >= 0:
+            self.query_one(Tree).move_cursor(selected)
+        self.pending.discard(ref)
+        self.query_one("#screen-title", Static).update(self.title_text())
+
+    def _place_cursor(self, node: TreeNode[object], tries: int = 0) -> None:
+        if node.line < 0 and tries < 100:
+            self.set_timer(0.02, lambda: self._place_cursor(node, tries + 1))
+        elif node.line >= 0:
+            self.query_one(Tree).move_cursor(node)
 
     def on_tree_node_selected(self, event: Tree.NodeSelected[object]) -> None:
         if isinstance(event.node.data, str):

@@ -136,6 +136,7 @@ class ModelsTable(ScrollView, can_focus=True):
         self.left = 0  # first column on screen (columns scroll whole)
         self._window: tuple[int, list[tuple]] = (-1, [])
         self._highlighted: str | None = None
+        self._styles: dict[str, Style] | None = None  # looked up once per change of theme or focus, not per line
 
     # -- data -----------------------------------------------------------------------------------------------
     def show(self, frame: pl.DataFrame, columns: list[Column], *, keep: str | None = None,
@@ -246,6 +247,26 @@ class ModelsTable(ScrollView, can_focus=True):
             self._set_cursor(row, column if column is not None else self.cursor_column)
 
     # -- rendering --------------------------------------------------------------------------------------------
+    def notify_style_update(self) -> None:
+        self._styles = None
+        super().notify_style_update()
+
+    def _on_focus(self, event: events.Focus) -> None:
+        self._styles = None
+        self.refresh()
+
+    def _on_blur(self, event: events.Blur) -> None:
+        self._styles = None
+        self.refresh()
+
+    def _style(self, name: str) -> Style:
+        if self._styles is None:
+            self._styles = {"base": self.rich_style}
+            self._styles |= {c: self.get_component_rich_style(c, partial=True) for c in self.COMPONENT_CLASSES}
+            for name in ("models--header", "models--header-current"):  # whole: their background is their own
+                self._styles[name] = self.get_component_rich_style(name)
+        return self._styles[name]
+
     def _row(self, index: int) -> tuple:
         start, rows = self._window
         if not start <= index < start + len(rows):
@@ -259,19 +280,19 @@ class ModelsTable(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
-        base = self.rich_style
+        base = self._style("base")
         if y == 0:
             return self._header(width, base)
         index = int(self.scroll_y) + y - 1
         if index >= self.frame.height:
             hint = self.hint[index - self.frame.height] if not self.frame.height and index < len(self.hint) else ""
-            style = base + self.get_component_rich_style("models--hint", partial=True)
+            style = base + self._style("models--hint")
             return Strip([Segment(fit(f"  {hint}" if hint else "", width, False), style)]).crop(0, width)
         return self._body(index, width, base)
 
     def _header(self, width: int, base: Style) -> Strip:
-        header = base + self.get_component_rich_style("models--header")
-        current = base + self.get_component_rich_style("models--header-current")
+        header = base + self._style("models--header")
+        current = base + self._style("models--header-current")
         segments = [Segment(" " * MARK_WIDTH, header)]
         for i in range(self.left, len(self.columns)):
             column = self.columns[i]
@@ -286,16 +307,16 @@ class ModelsTable(ScrollView, can_focus=True):
         cursor = index == self.cursor_row
         style = base
         if cursor:
-            style += self.get_component_rich_style("models--cursor", partial=True)
+            style += self._style("models--cursor")
         elif index % 2:
-            style += self.get_component_rich_style("models--stripe", partial=True)
+            style += self._style("models--stripe")
         if self.dim_key and len(values) > len(self.columns) + 1 and values[-1] not in (None, "active"):
-            style += self.get_component_rich_style("models--dim", partial=True)
+            style += self._style("models--dim")
         marked = self.is_marked(model_id)
-        mark_style = style + self.get_component_rich_style("models--mark", partial=True)
+        mark_style = style + self._style("models--mark")
         segments = [Segment(f"{MARK} " if marked else "  ", mark_style)]
-        best = self.get_component_rich_style("models--best", partial=True)
-        cell_cursor = self.get_component_rich_style("models--cursor-cell", partial=True)
+        best = self._style("models--best")
+        cell_cursor = self._style("models--cursor-cell")
         for i in range(self.left, len(self.columns)):
             column = self.columns[i]
             value = values[1 + i]
