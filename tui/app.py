@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import polars as pl
-from rich.text import Text
 from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -33,7 +32,7 @@ from mlrepo.repo_index.columns import UsageError, resolve_column
 from mlrepo.repo_index.filtering import where
 from mlrepo.repo_index.ranking import direction_by_name, rank_keys
 from mlrepo.tui.detail import detail
-from mlrepo.tui.keybar import KeyBar
+from mlrepo.tui.bars import KeyBar, StatusLine
 from mlrepo.tui.layout import label_of, layout, mark_best
 from mlrepo.tui.palette import ActionsProvider, ModelsProvider
 from mlrepo.tui.table import Column, ModelsTable
@@ -195,7 +194,7 @@ class MlrepoApp(App[str | None]):
             yield table
             with VerticalScroll(id="detail"):
                 yield Static("", id="detail-body")
-        yield Static(f"indexing {self.label} …", id="status")
+        yield StatusLine(f"indexing {self.label} …", id="status")
         yield KeyBar(self.TABLE_KEYS, id="keys")
 
     @property
@@ -356,7 +355,7 @@ class MlrepoApp(App[str | None]):
         parts += [size, self.label]
         if not self.checked:
             parts.append("checking the disk …")
-        self.main_screen.query_one("#status", Static).update(Text("  ·  ".join(parts)))
+        self.main_screen.query_one("#status", StatusLine).show("  ·  ".join(parts))
 
     def selected_id(self) -> str | None:
         return self.table.current_id() if self.screen_stack else None

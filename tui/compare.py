@@ -12,7 +12,7 @@ from textual.widgets import Static
 
 from mlrepo.commands.output import cell
 from mlrepo.repo_index import Index
-from mlrepo.tui.keybar import KeyBar
+from mlrepo.tui.bars import KeyBar
 
 
 def compare_table(rows: list[dict], index: Index, only_differences: bool) -> Table:

@@ -11,7 +11,7 @@ from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from mlrepo.repo_index.curves import metric_curves
-from mlrepo.tui.keybar import BACK, KeyBar
+from mlrepo.tui.bars import BACK, KeyBar
 from mlrepo.tui.table import printable
 
 

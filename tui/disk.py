@@ -17,7 +17,7 @@ from textual.widgets.tree import TreeNode
 
 from mlrepo.commands.output import human_size
 from mlrepo.repo_index.disk import usage
-from mlrepo.tui.keybar import KeyBar
+from mlrepo.tui.bars import KeyBar
 from mlrepo.tui.table import printable
 
 BAR = 20

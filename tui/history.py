@@ -16,7 +16,7 @@ from textual.widgets.tree import TreeNode
 
 from mlrepo.commands.output import cell
 from mlrepo.repo_index.lineage import LineHistory, Node, build_history
-from mlrepo.tui.keybar import KeyBar
+from mlrepo.tui.bars import KeyBar
 
 
 def best_path(roots: list[Node], mode: str) -> set[str]:

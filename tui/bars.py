@@ -1,7 +1,8 @@
-"""The key line at the bottom: the keys that act where the focus is, drawn as one line of text.
+"""The one-line bars: the status line and the key line, repainted in place.
 
 Textual's Footer mounts a widget per key and composes itself again on every focus change; with the table's keys
-that cost 0.2-0.5 s each time the filter box was entered or left on a busy machine. This line is only repainted.
+that cost 0.2-0.5 s each time the filter box was entered or left on a busy machine. A Static's ``update`` lays the
+whole screen out again (its size may change); these bars keep their size, so a change repaints one line.
 """
 
 from __future__ import annotations
@@ -44,3 +45,21 @@ class KeyBar(Widget):
         text.append(" " * max(room - text.cell_len, 0))
         text.append_text(palette)
         return text
+
+
+class StatusLine(Widget):
+    DEFAULT_CSS = """
+    StatusLine { height: 1; background: $primary-background; color: $text; padding: 0 1; }
+    """
+
+    def __init__(self, text: str, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
+        super().__init__(id=id)
+        self.text = Text(text, no_wrap=True, overflow="ellipsis", end="")
+
+    def show(self, text: str) -> None:
+        if text != self.text.plain:
+            self.text = Text(text, no_wrap=True, overflow="ellipsis", end="")
+            self.refresh()
+
+    def render(self) -> Text:
+        return self.text
