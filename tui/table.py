@@ -87,7 +87,7 @@ class ModelsTable(ScrollView, can_focus=True):
         "models--best", "models--mark", "models--stripe", "models--hint",
     }
     DEFAULT_CSS = """
-    ModelsTable { background: $surface; }
+    ModelsTable { background: $surface; overflow-x: hidden; }
     ModelsTable > .models--header { background: $panel; text-style: bold; }
     ModelsTable > .models--header-current { background: $panel; color: $accent; text-style: bold underline; }
     ModelsTable > .models--cursor { background: $surface-lighten-2; }
