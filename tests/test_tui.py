@@ -259,6 +259,13 @@ async def test_palette_lists_mlrepo_actions_and_finds_models_by_words_in_any_ord
         await pilot.press("enter")
         await until(pilot, lambda: len(app.screen_stack) == 1, "the palette closed")
         assert app.selected_row()["path"].endswith("cnn_small/00002")
+        await pilot.press("ctrl+p", *"Mark")  # an action run from the palette acts on the table
+        options = app.screen.query_one("CommandList")
+        await until(pilot, lambda: options.option_count and "Mark" in str(options.get_option_at_index(0).prompt),
+                    "the Mark action offered")
+        await pilot.press("enter")
+        await until(pilot, lambda: app.marked, "the model marked")
+        assert app.marked == {app.index.df.filter(app.index.df["path"].str.ends_with("cnn_small/00002"))["id"][0]}
 
 
 async def test_help_toggles_with_question_mark_and_closes_with_escape(root):
