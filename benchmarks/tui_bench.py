@@ -87,7 +87,7 @@ async def measure(root: str) -> dict[str, float]:
         out["history open"] = await _timed(pilot, ("h",), lambda: isinstance(app.screen, HistoryScreen)
                                            and app.screen.query_one("#history-tree").root.children)
         screen = app.screen
-        await _until(pilot, lambda: not screen.pending)
+        await _until(pilot, lambda: screen.ready)
         out["history filled"] = time.perf_counter() - begin
         out["history close"] = await _timed(pilot, ("escape",), lambda: len(app.screen_stack) == 1)
         out["disk open"] = await _timed(pilot, ("d",), lambda: isinstance(app.screen, DiskScreen)

@@ -64,7 +64,7 @@ async def shoot(root: str) -> list[Path]:
         await pilot.press("escape")
         app.sort_best("metrics.loss")
         await pilot.press("h")
-        await _until(pilot, lambda: isinstance(app.screen, HistoryScreen) and not app.screen.pending)
+        await _until(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.ready)
         await save(app, pilot, "history")
         await pilot.press("escape", "d")
         await _until(pilot, lambda: isinstance(app.screen, DiskScreen) and app.screen.usage is not None)

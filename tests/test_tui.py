@@ -162,18 +162,20 @@ async def test_history_shows_the_lines_at_once_and_builds_a_line_on_demand(root)
         assert isinstance(app.screen, HistoryScreen)
         screen = app.screen
         tree = screen.query_one("#history-tree")
-        lines = tree.root.children
-        assert [str(n.label).split()[0] for n in lines] == [
-            "tabular/rf_baseline", "tabular/sgd_sweep", "vision/00000", "vision/cnn_small"]
-        await until(pilot, lambda: not screen.pending, "the selected model's line built")
+        repos = tree.root.children
+        assert [str(n.label).split()[0] for n in repos] == ["tabular", "vision"]
+        await until(pilot, lambda: repos[0].children and screen.ready, "the selected model's line built")
+        assert not repos[1].children  # the other repo opens when asked
+        lines = repos[0].children
+        assert [str(n.label).split()[0] for n in lines] == ["rf_baseline", "sgd_sweep"]
         built = [n for n in lines if n.children]
-        assert [str(n.label).split()[0] for n in built] == ["tabular/sgd_sweep"]  # the others wait for a key
+        assert [str(n.label).split()[0] for n in built] == ["sgd_sweep"]  # the other line waits for a key
         labels = [str(line.node.label) for line in tree._tree_lines]
         assert any(label.startswith("* 00003") and "score_d=8" in label for label in labels)
         await until(pilot, lambda: tree.cursor_node and str(tree.cursor_node.label).startswith("* 00003"),
                     "the tree's cursor on the model the table's cursor was on")
         lines[0].expand()
-        await until(pilot, lambda: not screen.pending and lines[0].children, "a line built on expanding it")
+        await until(pilot, lambda: screen.ready and lines[0].children, "a line built on expanding it")
         assert str(lines[0].children[0].label).split()[0] == "00000"
         target = next(n for n in lines[0].children[0].children if str(n.label).startswith("  00001"))
         tree.select_node(target)
@@ -451,7 +453,7 @@ def test_screen_snapshots(snap_compare, copy_fixture, monkeypatch, tmp_path, scr
         await _loaded(pilot, app)
         await pilot.press(*SCREENS[screen])
         if isinstance(app.screen, HistoryScreen):
-            await until(pilot, lambda: not app.screen.pending, "the line built")
+            await until(pilot, lambda: app.screen.ready, "the line built")
         if isinstance(app.screen, DiskScreen):
             await until(pilot, lambda: app.screen.usage is not None, "the sizes")
         await pilot.wait_for_scheduled_animations()

@@ -54,6 +54,11 @@ def node_label(node: Node, metric: str | None, on_best_path: bool, is_root: bool
 
 
 @dataclass(frozen=True, slots=True)
+class RepoRef:
+    repo: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class LineRef:
     repo: str | None
     line: str | None
@@ -67,8 +72,8 @@ class LineBuilt(Message):
 
 
 class HistoryScreen(Screen[str | None]):
-    """The lines at once, each line's tree built in a thread when it is expanded (the one holding the selected
-    model first): a tree costs O(models²) in its line, so at 100k models building them all took a minute.
+    """Repos and their lines at once, each line's tree built in a thread when it is expanded (the one holding the
+    selected model first): a tree costs O(models²) in its line, so at 100k models building them all took a minute.
     Select a model to jump to it in the table (the screen returns its id)."""
 
     BINDINGS = [Binding("escape,h", "app.pop_screen", "Back", id="history.back")]
@@ -77,6 +82,9 @@ class HistoryScreen(Screen[str | None]):
         super().__init__()
         self.frame, self.metric, self.mode, self.selected = frame, metric, mode, selected
         self.pending: set[LineRef] = set()
+        self.lines = pl.DataFrame({"repo": [], "line": [], "len": []})
+        self.here: tuple[str | None, str | None] | None = None  # the selected model's repo and line
+        self.opened = False
 
     def compose(self) -> ComposeResult:
         yield Static(self.title_text(), id="screen-title")
@@ -84,6 +92,11 @@ class HistoryScreen(Screen[str | None]):
         tree.show_root = False
         yield tree
         yield KeyBar([("esc", "Back"), ("enter", "Jump to the model"), ("space", "Open / close"), ("?", "Keys"), ("q", "Quit")])
+
+    @property
+    def ready(self) -> bool:
+        """The selected model's line is built and the cursor is on it (nothing is being built)."""
+        return (self.opened or self.lines.is_empty()) and not self.pending
 
     def title_text(self) -> Text:
         what = f"best path by {self.metric} ({self.mode}) marked *" if self.metric else "no metric column chosen"
@@ -94,29 +107,49 @@ class HistoryScreen(Screen[str | None]):
         return text
 
     def on_mount(self) -> None:
-        lines = self.frame.group_by(["repo", "line"]).len().sort(["repo", "line"], nulls_last=True)
-        here = None
+        """Repos first (a handful of nodes: a tree of 1,000 lines took a second to lay out at 100k models), the
+        selected model's repo and line opened."""
+        self.lines = self.frame.group_by(["repo", "line"]).len().sort(["repo", "line"], nulls_last=True)
+        repos = self.lines.group_by("repo", maintain_order=True).agg(pl.len().alias("lines"), pl.col("len").sum())
         if self.selected is not None:
             hit = self.frame.filter(pl.col("id") == self.selected).select("repo", "line")
-            here = hit.row(0) if hit.height else None
+            self.here = hit.row(0) if hit.height else None
         tree = self.query_one(Tree)
-        first = None
-        for repo, line, size in lines.iter_rows():
-            ref = LineRef(repo, line, size)
-            title = Text("/".join(p for p in (repo, line) if p) or "(root)", style="bold magenta")
-            title.append(f"  {size} model{'s' if size != 1 else ''}", style="dim")
-            node = tree.root.add(title, data=ref, allow_expand=True)
-            if first is None or (here is not None and (repo, line) == here):
-                first = node
-        if first is not None:
-            first.expand()
-            self._place_cursor(first)
+        opened = None
+        for repo, lines, size in repos.iter_rows():
+            title = Text(repo or "(root)", style="bold magenta")
+            title.append(f"  {lines} line{'s' if lines != 1 else ''}, {size} model{'s' if size != 1 else ''}",
+                         style="dim")
+            node = tree.root.add(title, data=RepoRef(repo), allow_expand=True)
+            if opened is None or (self.here is not None and repo == self.here[0]):
+                opened = node
+        if opened is not None:
+            opened.expand()
 
     def on_tree_node_expanded(self, event: Tree.NodeExpanded[object]) -> None:
-        ref = event.node.data
-        if isinstance(ref, LineRef) and not event.node.children and ref not in self.pending:
+        ref, node = event.node.data, event.node
+        if isinstance(ref, RepoRef) and not node.children:
+            rows = self.lines.filter(pl.col("repo").eq_missing(ref.repo))
+            first = None
+            for _repo, line, size in rows.iter_rows():
+                title = Text(line or "(none)", style="bold magenta")
+                title.append(f"  {size} model{'s' if size != 1 else ''}", style="dim")
+                child = node.add(title, data=LineRef(ref.repo, line, size), allow_expand=True)
+                if first is None or (self.here is not None and (ref.repo, line) == self.here):
+                    first = child
+            if first is not None and (self.here is None or self.here[0] == ref.repo) and not self.opened:
+                self.opened = True  # the selected model's line, once; the user opens the others
+                self._start(first)
+                first.expand()
+        elif isinstance(ref, LineRef) and not node.children:
+            self._start(node)
+
+    def _start(self, node: TreeNode[object]) -> None:
+        """Build a line's tree in a thread; a placeholder says so meanwhile."""
+        ref = node.data
+        if isinstance(ref, LineRef) and ref not in self.pending and not node.children:
             self.pending.add(ref)
-            event.node.add_leaf(Text("building …", style="dim italic"))
+            node.add_leaf(Text("building …", style="dim italic"))
             self.query_one("#screen-title", Static).update(self.title_text())
             self.build(ref)
 
@@ -128,7 +161,7 @@ class HistoryScreen(Screen[str | None]):
 
     def on_line_built(self, message: LineBuilt) -> None:
         tree = self.query_one(Tree)
-        branch = next((n for n in tree.root.children if n.data == message.ref), None)
+        branch = next((n for repo in tree.root.children for n in repo.children if n.data == message.ref), None)
         if branch is None:
             return
         branch.remove_children()
@@ -155,12 +188,6 @@ class HistoryScreen(Screen[str | None]):
             self.query_one(Tree).move_cursor(selected)
         self.pending.discard(ref)
         self.query_one("#screen-title", Static).update(self.title_text())
-
-    def _place_cursor(self, node: TreeNode[object], tries: int = 0) -> None:
-        if node.line < 0 and tries < 100:
-            self.set_timer(0.02, lambda: self._place_cursor(node, tries + 1))
-        elif node.line >= 0:
-            self.query_one(Tree).move_cursor(node)
 
     def on_tree_node_selected(self, event: Tree.NodeSelected[object]) -> None:
         if isinstance(event.node.data, str):

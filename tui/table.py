@@ -17,7 +17,6 @@ import polars as pl
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
-from textual.binding import Binding, BindingType
 from textual.geometry import Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
@@ -80,7 +79,8 @@ def fit(text: str, width: int, right: bool) -> str:
 
 
 class ModelsTable(ScrollView, can_focus=True):
-    """Rows of a polars frame (its ``id`` column keys them), a row cursor and a current column."""
+    """Rows of a polars frame (its ``id`` column keys them), a row cursor and a current column. The app binds the
+    keys that move the cursor (see ``MlrepoApp.BINDINGS``: all table keys are handled in one place, in order)."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "models--header", "models--header-current", "models--cursor", "models--cursor-cell", "models--dim",
@@ -100,17 +100,6 @@ class ModelsTable(ScrollView, can_focus=True):
     ModelsTable > .models--stripe { background: $surface-lighten-1; }
     ModelsTable > .models--hint { color: $text-muted; }
     """
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("up", "move(-1, 0)", "Up", show=False),
-        Binding("down", "move(1, 0)", "Down", show=False),
-        Binding("left", "move(0, -1)", "Left", show=False),
-        Binding("right", "move(0, 1)", "Right", show=False),
-        Binding("pageup", "page(-1)", "Page up", show=False),
-        Binding("pagedown", "page(1)", "Page down", show=False),
-        Binding("home", "edge(-1)", "First row", show=False),
-        Binding("end", "edge(1)", "Last row", show=False),
-    ]
-
     class Highlighted(Message):
         """The cursor is on another model (or on none)."""
 
