@@ -395,16 +395,22 @@ class MlrepoApp(App[str | None]):
 
     # -- filter --------------------------------------------------------------------------------------------
     def action_submit_filter(self) -> None:
-        """Enter in the filter box: apply it and hand the keys back to the table (a bad filter keeps them)."""
+        """Enter in the filter box: the keys go back to the table at once (keys typed right after act there), and
+        the filter is applied once the box has taken the characters typed before the enter (they wait in its own
+        queue: reading its value now could miss the last of them). A bad filter gives the box the keys back."""
         box = self.main_screen.query_one("#filter", Input)
+        self.focus_now(self.table)
+        box.call_later(self._apply_filter, box)
+
+    def _apply_filter(self, box: Input) -> None:
         text = box.value.strip() or None
         self.view.where = text
         self.refresh_table()
-        if not box.has_class("-error"):
-            if text:
-                self.view.recent = [text, *(r for r in self.view.recent if r != text)][:20]
-                box.suggester = SuggestFromList(self.view.recent, case_sensitive=False)
-            self.focus_now(self.table)
+        if box.has_class("-error"):
+            self.focus_now(box)
+        elif text:
+            self.view.recent = [text, *(r for r in self.view.recent if r != text)][:20]
+            box.suggester = SuggestFromList(self.view.recent, case_sensitive=False)
 
     def action_table_move(self, rows: int, columns: int) -> None:
         self.table.action_move(rows, columns)
@@ -433,7 +439,10 @@ class MlrepoApp(App[str | None]):
         self.focus_now(self.main_screen.query_one("#filter", Input))
 
     def action_cancel_filter(self) -> None:
-        self.action_clear_filter()
+        """Esc in the filter box: as for enter, the box is cleared after the characters typed before the esc."""
+        box = self.main_screen.query_one("#filter", Input)
+        self.focus_now(self.table)
+        box.call_later(self.action_clear_filter)
 
     def action_clear_filter(self) -> None:
         self.main_screen.query_one("#filter", Input).value = ""
