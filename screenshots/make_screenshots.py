@@ -1,6 +1,7 @@
 """Regenerate the README's screenshots from the demo repository: python screenshots/make_screenshots.py
 
-Each screen is driven with Textual's pilot and saved as SVG (and PNG when rsvg-convert is installed).
+Each screen is driven with Textual's pilot and saved as SVG (and PNG when rsvg-convert is installed). Every wait is
+for a state (the index checked, a screen's worker done), not for time.
 """
 
 from __future__ import annotations
@@ -10,64 +11,89 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from mlrepo.commands.operations.demo import write_demo
 from mlrepo.tui.app import MlrepoApp
+from mlrepo.tui.compare import CompareScreen
+from mlrepo.tui.curves import CurvesScreen
+from mlrepo.tui.disk import DiskScreen
+from mlrepo.tui.history import HistoryScreen
+from mlrepo.tui.prune import KeepTopScreen, PlanScreen
 
 HERE = Path(__file__).parent
-SIZE = (170, 46)
+SIZE = (160, 45)
+SMALL = (80, 24)
+
+
+async def _until(pilot, condition, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the screen never settled")
+        await pilot.pause(0.01)
+    await pilot.wait_for_scheduled_animations()
 
 
 async def _ready(pilot, app: MlrepoApp) -> None:
-    for _ in range(200):
-        await pilot.pause(0.05)
-        if app.checked and not str(app.query_one("#status").render()).startswith("indexing"):
-            break
-    await pilot.pause(0.3)
+    await _until(pilot, lambda: app.checked and app.frame is not None)
 
 
 async def shoot(root: str) -> list[Path]:
     shots = []
 
     async def save(app: MlrepoApp, pilot, name: str) -> None:
-        await pilot.pause(0.4)
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause()
         path = HERE / f"{name}.svg"
         app.save_screenshot(str(path))
         shots.append(path)
 
-    app = MlrepoApp(root, label="demo")
+    app = MlrepoApp(root, label="demo", live=False)
     async with app.run_test(size=SIZE) as pilot:
         await _ready(pilot, app)
-        await app.sort_best("metrics.accuracy.holdout.val")
+        app.sort_best("metrics.accuracy.holdout.val")
         await save(app, pilot, "main")
         await pilot.press("slash", *"params.optimizer.name = 'adamw' and epochs >= 60", "enter")
         await save(app, pilot, "filter")
         await pilot.press("escape")
-        await pilot.pause(0.3)
         await pilot.press("m", "m", "m", "c")
+        await _until(pilot, lambda: isinstance(app.screen, CompareScreen))
         await save(app, pilot, "compare")
         await pilot.press("escape")
-        await app.sort_best("metrics.loss")
+        app.sort_best("metrics.loss")
         await pilot.press("h")
+        await _until(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.ready)
         await save(app, pilot, "history")
         await pilot.press("escape", "d")
-        await pilot.pause(0.3)
-        await pilot.press("down", "enter", "down", "enter")
+        await _until(pilot, lambda: isinstance(app.screen, DiskScreen) and app.screen.usage is not None)
+        tree = app.screen.query_one("#disk-tree")
+        tree.root.children[0].expand()
+        await _until(pilot, lambda: tree.root.children[0].children)
+        tree.root.children[0].children[0].expand()
+        await _until(pilot, lambda: tree.root.children[0].children[0].children)
         await save(app, pilot, "disk")
         await pilot.press("escape")
-        await app.jump_to(app.index.df.filter(app.index.df["format"] == "mlflow")["id"][0])
+        app.jump_to(app.index.df.filter(app.index.df["format"] == "mlflow")["id"][0])
         await pilot.press("g")
+        await _until(pilot, lambda: isinstance(app.screen, CurvesScreen)
+                     and app.screen.query_one("#curves-plot").display)
         await save(app, pilot, "curves")
         await pilot.press("escape")
-        await app.sort_best("metrics.loss")
         app.view.sort = None
-        app.view.columns = ["repo", "line", "name", "metrics.loss", "size_bytes", "updated_at"]
-        await app.refresh_table()
+        app.view.columns = ["repo", "line", "name", "metrics.loss", "size_bytes", "updated_at", "status"]
+        app.refresh_table()
         await pilot.press("right", "right", "right", "k")
-        await pilot.pause(0.3)
-        await pilot.press("3", "enter")
+        await _until(pilot, lambda: isinstance(app.screen, KeepTopScreen))
+        await pilot.press("enter")
+        await _until(pilot, lambda: isinstance(app.screen, PlanScreen))
         await save(app, pilot, "prune")
+    app = MlrepoApp(root, label="demo", live=False)
+    async with app.run_test(size=SMALL) as pilot:
+        await _ready(pilot, app)
+        app.sort_best("metrics.accuracy.holdout.val")
+        await save(app, pilot, "main-80x24")
     return shots
 
 
@@ -82,8 +108,9 @@ def main() -> None:
         shots = asyncio.run(shoot(root))
     converter = shutil.which("rsvg-convert")
     for svg in shots:
-        if converter:
-            subprocess.run([converter, "-o", str(svg.with_suffix(".png")), str(svg)], check=True)
+        if converter:  # librsvg collapses runs of spaces unless told to keep them (numbers are right-aligned)
+            kept = svg.read_text().replace("<svg ", '<svg xml:space="preserve" ', 1)
+            subprocess.run([converter, "-o", str(svg.with_suffix(".png"))], input=kept.encode(), check=True)
         print(svg)
 
 

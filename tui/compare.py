@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from mlrepo.commands.views.text import cell, plain, visible
+from mlrepo.commands.views.text import cell
 from mlrepo.repo_index import Index
+from mlrepo.tui.bars import KeyBar
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 
 def compare_table(rows: list[dict], index: Index, only_differences: bool) -> Table:
     table = Table(show_edge=False, header_style="bold")
     table.add_column("key")
     for row in rows:
-        table.add_column(plain("/".join(str(p) for p in (row["repo"], row["line"], row["name"]) if p)))
+        table.add_column("/".join(str(p) for p in (row["repo"], row["line"], row["name"]) if p))
     for col in ["size_bytes", *index.metric_columns, *index.param_columns]:
         values = [row.get(col) for row in rows]
         if all(v is None for v in values):
@@ -26,7 +27,7 @@ def compare_table(rows: list[dict], index: Index, only_differences: bool) -> Tab
         if only_differences and not differs:
             continue
         style = "bold yellow" if differs else "dim"
-        table.add_row(Text(visible(col), style=style), *(Text(cell(v, col), style=style) for v in values))
+        table.add_row(Text(col, style=style), *(Text(cell(v, col), style=style) for v in values))
     return table
 
 
@@ -44,7 +45,7 @@ class CompareScreen(Screen[None]):
         yield Static(f"Compare {len(self.rows)} models · differences in yellow", id="screen-title")
         with VerticalScroll():
             yield Static(compare_table(self.rows, self.index, True), id="compare-body")
-        yield Footer()
+        yield KeyBar([("esc", "Back"), ("a", "All keys / only differences"), ("?", "Keys"), ("q", "Quit")])
 
     def action_toggle_all(self) -> None:
         self.only_differences = not self.only_differences

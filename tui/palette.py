@@ -1,26 +1,68 @@
-"""Command palette: every action of the current screen, plus a fuzzy jump to any model by name."""
+"""Command palette: mlrepo's actions (listed before anything is typed), and a jump to any model by the words of
+its name in any order (``vit 00003`` finds ``vision/vit_tiny/00003``)."""
 
 from __future__ import annotations
 
 from functools import partial
 from typing import TYPE_CHECKING
 
-from textual.command import Hit, Hits, Provider
+import polars as pl
+from rich.text import Text
+from textual.binding import Binding
+from textual.command import CommandPalette, DiscoveryHit, Hit, Hits, Provider
 
 if TYPE_CHECKING:
     from mlrepo.tui.app import MlrepoApp
 
+MOST = 50  # models offered at once
+
 
 class ActionsProvider(Provider):
+    def _actions(self) -> list[tuple[str, str, str]]:
+        app: MlrepoApp = self.app  # type: ignore[assignment]
+        under = [s for s in app.screen_stack if not isinstance(s, CommandPalette)]  # where the action will run
+        out = []
+        for binding in app.BINDINGS:
+            name = binding.action.split("(")[0] if isinstance(binding, Binding) and not binding.system else ""
+            if name and not app.quitting and (name not in app.TABLE_ACTIONS or len(under) == 1):
+                out.append((binding.description, binding.action, app.get_key_display(binding)))  # type: ignore[union-attr]
+        return out
+
+    async def discover(self) -> Hits:
+        app: MlrepoApp = self.app  # type: ignore[assignment]
+        for description, action, key in self._actions():
+            yield DiscoveryHit(description, partial(app.run_action, action), help=f"key: {key}")
+
     async def search(self, query: str) -> Hits:
         app: MlrepoApp = self.app  # type: ignore[assignment]
         matcher = self.matcher(query)
-        for binding in app.BINDINGS:
-            action, description = binding.action, binding.description  # type: ignore[union-attr]
+        for description, action, key in self._actions():
             score = matcher.match(description)
             if score > 0:
-                yield Hit(score, matcher.highlight(description), partial(app.run_action, action),
-                          help=f"key: {binding.key}")  # type: ignore[union-attr]
+                yield Hit(score, matcher.highlight(description), partial(app.run_action, action), help=f"key: {key}")
+
+
+def find_models(df: pl.DataFrame, query: str, most: int = MOST) -> list[tuple[str, str]]:
+    """(id, repo/line/name) of models whose name or id holds every word of ``query``, in any order, any case."""
+    words = query.lower().split()
+    if not words or df.is_empty():
+        return []
+    label = pl.concat_str([pl.col("repo"), pl.col("line"), pl.col("name")], separator="/", ignore_nulls=True)
+    frame = df.select("id", label.alias("label"))
+    haystack = pl.concat_str([pl.col("label"), pl.col("id")], separator=" ").str.to_lowercase()
+    for word in words:
+        frame = frame.filter(haystack.str.contains(word, literal=True))
+    return list(frame.head(most).iter_rows())
+
+
+def highlight(label: str, words: list[str]) -> Text:
+    text = Text(label)
+    lower = label.lower()
+    for word in words:
+        start = lower.find(word)
+        if start >= 0:
+            text.stylize("bold reverse", start, start + len(word))
+    return text
 
 
 class ModelsProvider(Provider):
@@ -28,9 +70,8 @@ class ModelsProvider(Provider):
         app: MlrepoApp = self.app  # type: ignore[assignment]
         if app.index is None:
             return
-        matcher = self.matcher(query)
-        for model_id, repo, line, name in app.index.df.select("id", "repo", "line", "name").iter_rows():
-            label = "/".join(p for p in (repo, line, name) if p)
-            score = matcher.match(label)
-            if score > 0:
-                yield Hit(score, matcher.highlight(label), partial(app.jump_to, model_id), help="jump to model")
+        words = query.lower().split()
+        for rank, (model_id, label) in enumerate(find_models(app.index.df, query)):
+            score = 1.0 - rank / (2 * MOST)  # shorter labels, holding the words more tightly, come first below
+            score *= min(1.0, 12 / max(len(label), 1)) ** 0.1
+            yield Hit(score, highlight(label, words), partial(app.jump_to, model_id), help="jump to model")
