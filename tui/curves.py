@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from mlrepo.commands.views.text import visible
 from mlrepo.repo_index.curves import metric_curves
 from mlrepo.tui.bars import BACK, KeyBar
-from mlrepo.tui.table import printable
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -22,7 +22,7 @@ class CurvesScreen(Screen[None]):
         self.row = row
 
     def compose(self) -> ComposeResult:
-        title = "/".join(printable(str(p)) for p in (self.row["repo"], self.row["line"], self.row["name"]) if p)
+        title = "/".join(visible(str(p)) for p in (self.row["repo"], self.row["line"], self.row["name"]) if p)
         yield Static(f"Metric curves · {title}", id="screen-title")
         yield Static(Text("reading the metric files …", style="dim italic"), id="curves-note")
         plot = PlotextPlot(id="curves-plot")
@@ -54,7 +54,7 @@ class CurvesScreen(Screen[None]):
         steps = sorted({step for points in curves.values() for step, _ in points})
         for name, points in sorted(curves.items()):
             xs, values = zip(*points, strict=True)
-            plt.plot(list(xs), list(values), label=printable(name), marker="braille")
+            plt.plot(list(xs), list(values), label=visible(name), marker="braille")
         plt.xticks(step_ticks(steps[0], steps[-1]))
         plt.xlabel("step")
         widget.refresh()

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 
-from mlrepo.commands.views.text import cell
+from mlrepo.commands.views.text import cell, visible
 from mlrepo.repo_index import Index
 from mlrepo.repo_index.ranking import direction_by_name
-from mlrepo.tui.table import printable
 from rich.console import RenderableType
 from rich.text import Text
 
@@ -30,12 +29,12 @@ def _rows(text: Text, rows: list[tuple[str, str, str]], value_style: str = "") -
 
 
 def detail(row: dict, index: Index) -> RenderableType:
-    title = "/".join(printable(str(p)) for p in (row["repo"], row["line"], row["name"]) if p)
+    title = "/".join(visible(str(p)) for p in (row["repo"], row["line"], row["name"]) if p)
     text = Text(overflow="fold")
     text.append(title + "\n", style="bold")
-    text.append(printable(home_relative(row["path"])) + "\n", style="underline")
+    text.append(visible(home_relative(row["path"])) + "\n", style="underline")
     text.append("y copies the path · p quits printing it\n\n", style="dim")
-    _rows(text, [("size" if key == "size_bytes" else key, printable(cell(row[key], key)),
+    _rows(text, [("size" if key == "size_bytes" else key, visible(cell(row[key], key)),
                   "red" if key == "error" else "") for key in FACTS if row.get(key) not in (None, [])])
     metrics = []
     values = [cell(row[col]) for col in index.metric_columns if row.get(col) is not None]
@@ -44,12 +43,12 @@ def detail(row: dict, index: Index) -> RenderableType:
         if row.get(col) is not None:
             info = index.metrics.get(col)
             mode = info.direction if info and info.direction else direction_by_name(col)
-            metrics.append((printable(col.removeprefix("metrics.")),
+            metrics.append((visible(col.removeprefix("metrics.")),
                             f"{cell(row[col]):>{value_width}} {'↑' if mode == 'max' else '↓'}", ""))
     if metrics:
         text.append("\nmetrics\n", style="bold underline")
         _rows(text, metrics)
-    params = [(printable(col.removeprefix("params.")), printable(cell(row[col])), "")
+    params = [(visible(col.removeprefix("params.")), visible(cell(row[col])), "")
               for col in index.param_columns if row.get(col) is not None]
     if params:
         text.append("\nparams\n", style="bold underline")

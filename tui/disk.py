@@ -6,10 +6,10 @@ import os
 from dataclasses import dataclass
 
 import polars as pl
+from mlrepo.commands.views.text import visible
 from mlrepo.repo_index.disk import usage
 from mlrepo.repo_index.units import human_size
 from mlrepo.tui.bars import KeyBar
-from mlrepo.tui.table import printable
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -27,7 +27,7 @@ def bar_label(name: str, size: int, total: int, largest: int) -> Text:
     text = Text(f"{human_size(size):>10} ", style="bold")
     text.append(f"{100 * size / total if total else 0:5.1f}% ")
     text.append("█" * filled + "░" * (BAR - filled), style="green")
-    text.append(f"  {printable(name)}")
+    text.append(f"  {visible(name)}")
     return text
 
 
@@ -143,7 +143,7 @@ class DiskScreen(Screen[str | None]):
         node.remove_children()
         size = message.model.size or 1
         for name, file_size in message.files:
-            node.add_leaf(bar_label(printable(name), file_size, size, size))
+            node.add_leaf(bar_label(visible(name), file_size, size, size))
         if not message.files:
             node.add_leaf(Text("no files", style="dim"))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import polars as pl
+from mlrepo.commands.views.text import visible
 from mlrepo.repo_index import Index
 from mlrepo.repo_index.ranking import direction_by_name
 from mlrepo.tui.table import Column, Kind
@@ -14,7 +15,7 @@ LABEL_CAP = 14  # a header longer than its values is cut to this, never the valu
 
 
 def label_of(key: str) -> str:
-    return "size" if key == "size_bytes" else key.removeprefix("metrics.").removeprefix("params.")
+    return "size" if key == "size_bytes" else visible(key.removeprefix("metrics.").removeprefix("params."))
 
 
 def kind_of(key: str, dtype: pl.DataType) -> Kind:

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import ClassVar, Literal
 
 import polars as pl
+from mlrepo.commands.views.text import visible
 from mlrepo.repo_index.units import human_size
 from rich.segment import Segment
 from rich.style import Style
@@ -54,13 +55,8 @@ class Column:
         if isinstance(value, datetime):
             return value.strftime("%Y-%m-%d %H:%M")
         if isinstance(value, list):
-            return ", ".join(map(str, value))
-        return str(value)
-
-
-def printable(text: str) -> str:
-    """Strings from disk shown as text: control bytes become visible, never sent to the terminal."""
-    return text if text.isprintable() else "".join(c if c.isprintable() else "\ufffd" for c in text)
+            return visible(", ".join(map(str, value)))
+        return visible(str(value))
 
 
 def fit_label(text: str, width: int, right: bool) -> str:
@@ -308,7 +304,7 @@ class ModelsTable(ScrollView, can_focus=True):
         for i in range(self.left, len(self.columns)):
             column = self.columns[i]
             value = values[1 + i]
-            text = printable(column.format(value))
+            text = visible(column.format(value))
             cell_style = style
             if column.best is not None and value is not None and value == column.best:
                 cell_style += best
