@@ -8,20 +8,27 @@ from __future__ import annotations
 
 import os
 
-from mlrepo.repo_index.readers import Place, default_readers
+from mlrepo.repo_index.readers import Place, claim, default_readers
 
 
 def metric_curves(path: str, fmt: str) -> dict[str, list[tuple[int, float]]]:
     """Metric label -> points, for metrics logged over steps (MLflow, Lightning, HF Trainer); {} when none."""
-    reader = next((r for r in default_readers() if r.format == fmt), None)
-    if reader is None or not os.path.isdir(path):
+    if not os.path.isdir(path):
         return {}
     try:
         names = frozenset(os.listdir(path))
         parent_names = frozenset(os.listdir(os.path.dirname(path)))
     except OSError:
         return {}
-    record = reader.read(Place(path, os.path.basename(path), names, parent_names))
+    place = Place(path, os.path.basename(path), names, parent_names)
+    readers = default_readers()
+    # the readers the scan would use (a folder two readers claim has both's curves), if they still make ``fmt``
+    reader = claim(readers, place)
+    if reader is None or reader.format != fmt:
+        reader = next((r for r in readers if r.format == fmt), None)
+    if reader is None:
+        return {}
+    record = reader.read(place)
     curves = {}
     for metric in record.metrics:
         if metric.history and len(metric.history) > 1:
