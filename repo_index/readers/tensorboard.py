@@ -75,6 +75,8 @@ class TensorBoardReader:
                 rec.add_error(f"{rel}: {problem}")
             for tag, series in file_points.items():
                 points.setdefault(series_name(sub, tag), []).extend(series)
+        if "hparams.yaml" in place.names:  # Lightning's logger: its "epoch" scalar is bookkeeping, as in metrics.csv
+            points.pop("epoch", None)
         for name, series in points.items():
             series.sort(key=lambda p: p[0])  # stable: of equal steps, the one written last stays last
             rec.metrics.append(Metric(name=name, value=series[-1][1], history=thin(series)))
