@@ -456,9 +456,9 @@ def test_unchanged_tree_is_not_read_again(tmp_path):
     for src in (MLFLOW_FILE, MLFLOW_SQLITE, LIGHTNING, HF):
         shutil.copytree(src, tmp_path / src.name)
     first = mlrepo.open_index(tmp_path)
-    assert first.stats.read == 25
+    assert first.stats.read == 27  # with the HF final models, whose checkpoints are nested in them
     again = mlrepo.open_index(tmp_path)
-    assert (again.stats.read, again.stats.reused) == (0, 25)
+    assert (again.stats.read, again.stats.reused) == (0, 27)
     assert again.df.sort("path").equals(first.df.sort("path"))
 
 
