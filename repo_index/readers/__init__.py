@@ -88,13 +88,14 @@ def default_readers() -> list[Reader]:
     from mlrepo.repo_index.readers.hf_trainer import HfTrainerReader
     from mlrepo.repo_index.readers.lightning import LightningReader
     from mlrepo.repo_index.readers.mlflow_file import MlflowFileReader
+    from mlrepo.repo_index.readers.mlflow_models import MlflowModelReader
     from mlrepo.repo_index.readers.tensorboard import TensorBoardReader
     from mlrepo.repo_index.readers.wandb_run import WandbReader
 
     # MLflow first: its claim is decided from names alone, where Cascade's parses the meta.yaml every run has.
     # The generic reader claims any folder with metrics.json, so it is asked last. TensorBoard and generic are
     # companions: in a folder another reader claims, they add to its row (see ``claim``).
-    return [MlflowFileReader(), CascadeReader(), LightningReader(), HfTrainerReader(), HfModelReader(),
+    return [MlflowFileReader(), MlflowModelReader(), CascadeReader(), LightningReader(), HfTrainerReader(), HfModelReader(),
             WandbReader(), TensorBoardReader(), GenericReader()]
 
 
