@@ -9,10 +9,15 @@ from __future__ import annotations
 import os
 
 from mlrepo.repo_index.readers import Place, claim, default_readers
+from mlrepo.repo_index.records import ModelRecord
 
 
 def metric_curves(path: str, fmt: str) -> dict[str, list[tuple[int, float]]]:
     """Metric label -> points, for metrics logged over steps (MLflow, Lightning, HF Trainer); {} when none."""
+    if fmt in ("mlflow", "mlflow-model"):
+        stored = _store_curves(path)
+        if stored is not None:
+            return stored
     if not os.path.isdir(path):
         return {}
     try:
@@ -28,7 +33,32 @@ def metric_curves(path: str, fmt: str) -> dict[str, list[tuple[int, float]]]:
         reader = next((r for r in readers if r.format == fmt), None)
     if reader is None:
         return {}
-    record = reader.read(place)
+    return _curves_of(reader.read(place))
+
+
+#: how many folders up from a run's folder an ``mlflow.db`` is looked for (``<db dir>/mlruns/<exp>/<run>``)
+STORE_LEVELS = 4
+
+
+def _store_curves(path: str) -> dict[str, list[tuple[int, float]]] | None:
+    """The curves of a model recorded in an ``mlflow.db`` above ``path``; None when no store records it."""
+    from mlrepo.repo_index.readers.mlflow_sqlite import MlflowSqliteReader
+
+    folder = os.path.dirname(path)
+    for _ in range(STORE_LEVELS):
+        db = os.path.join(folder, "mlflow.db")
+        if os.path.isfile(db):
+            for record in MlflowSqliteReader().read_store(db, folder):
+                if record.path == path:
+                    return _curves_of(record)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    return None
+
+
+def _curves_of(record: ModelRecord) -> dict[str, list[tuple[int, float]]]:
     curves = {}
     for metric in record.metrics:
         if metric.history and len(metric.history) > 1:

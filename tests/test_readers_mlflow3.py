@@ -66,3 +66,11 @@ def test_logged_model_curves(tmp_path):
     curve = metric_curves(train, "mlflow")["loss"]
     # MLflow 3 writes each value again when it links the run's metrics to a logged model
     assert sorted(set(curve)) == [(0, 1.0), (1, 0.5), (2, 0.25)] and curve[-1] == (2, 0.25)
+
+
+def test_db_runs_and_logged_models_have_curves():
+    """Runs of an mlflow.db get their metric history from the store (their folders hold no metrics)."""
+    index = mlrepo.open_index(MLFLOW3 / "sqlite", use_cache=False)
+    train = index.df.filter((index.df["format"] == "mlflow") & (index.df["name"] == "train"))["path"][0]
+    curve = metric_curves(train, "mlflow")["loss"]
+    assert sorted(set(curve)) == [(0, 1.0), (1, 0.5), (2, 0.25)] and curve[-1] == (2, 0.25)
