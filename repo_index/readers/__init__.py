@@ -95,8 +95,8 @@ def default_readers() -> list[Reader]:
     # MLflow first: its claim is decided from names alone, where Cascade's parses the meta.yaml every run has.
     # The generic reader claims any folder with metrics.json, so it is asked last. TensorBoard and generic are
     # companions: in a folder another reader claims, they add to its row (see ``claim``).
-    return [MlflowFileReader(), MlflowModelReader(), CascadeReader(), LightningReader(), HfTrainerReader(), HfModelReader(),
-            WandbReader(), TensorBoardReader(), GenericReader()]
+    return [MlflowFileReader(), MlflowModelReader(), CascadeReader(), LightningReader(), HfTrainerReader(),
+            HfModelReader(), WandbReader(), TensorBoardReader(), GenericReader()]
 
 
 def default_store_readers() -> list[StoreReader]:
