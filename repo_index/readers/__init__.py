@@ -86,6 +86,7 @@ def default_readers() -> list[Reader]:
     from mlrepo.repo_index.readers.generic import GenericReader
     from mlrepo.repo_index.readers.hf_model import HfModelReader
     from mlrepo.repo_index.readers.hf_trainer import HfTrainerReader
+    from mlrepo.repo_index.readers.hydra import HydraReader
     from mlrepo.repo_index.readers.lightning import LightningReader
     from mlrepo.repo_index.readers.mlflow_file import MlflowFileReader
     from mlrepo.repo_index.readers.mlflow_models import MlflowModelReader
@@ -95,8 +96,9 @@ def default_readers() -> list[Reader]:
     # MLflow first: its claim is decided from names alone, where Cascade's parses the meta.yaml every run has.
     # The generic reader claims any folder with metrics.json, so it is asked last. TensorBoard and generic are
     # companions: in a folder another reader claims, they add to its row (see ``claim``).
-    return [MlflowFileReader(), MlflowModelReader(), CascadeReader(), LightningReader(), HfTrainerReader(),
-            HfModelReader(), WandbReader(), TensorBoardReader(), GenericReader()]
+    # Hydra before the readers of the logs a job folder holds: it joins them into the job's row.
+    return [MlflowFileReader(), MlflowModelReader(), CascadeReader(), HydraReader(), LightningReader(),
+            HfTrainerReader(), HfModelReader(), WandbReader(), TensorBoardReader(), GenericReader()]
 
 
 def default_store_readers() -> list[StoreReader]:
