@@ -177,10 +177,12 @@ class MlflowSqliteReader:
                 rec.add_error(f"{os.path.basename(path)}: run {run_id}: {type(exc).__name__}: {exc}")
                 found = None
             records.append((rec, found, fallback))
+        models = [rec for rec, _found, _fallback in records]
+        # logged models first: the folders they find next to the database teach the locator where runs moved
+        logged = self._logged_models(con, tables, experiments, runs, locator, db_dir, models)
         for rec, found, fallback in records:
             rec.path = found or locator.second_pass(fallback)
-        models = [rec for rec, _found, _fallback in records]
-        return models + self._logged_models(con, tables, experiments, runs, locator, db_dir, models)
+        return models + logged
 
     def _logged_models(self, con: sqlite3.Connection, tables: set[str], experiments: dict[str, tuple],
                        runs: list[tuple], locator: _Locator, db_dir: str, run_records: list[ModelRecord]
