@@ -83,6 +83,7 @@ class StoreReader(Protocol):
 
 def default_readers() -> list[Reader]:
     from mlrepo.repo_index.readers.cascade import CascadeReader
+    from mlrepo.repo_index.readers.dvc import DvcReader
     from mlrepo.repo_index.readers.generic import GenericReader
     from mlrepo.repo_index.readers.hf_model import HfModelReader
     from mlrepo.repo_index.readers.hf_trainer import HfTrainerReader
@@ -98,7 +99,7 @@ def default_readers() -> list[Reader]:
     # companions: in a folder another reader claims, they add to its row (see ``claim``).
     # Hydra before the readers of the logs a job folder holds: it joins them into the job's row.
     return [MlflowFileReader(), MlflowModelReader(), CascadeReader(), HydraReader(), LightningReader(),
-            HfTrainerReader(), HfModelReader(), WandbReader(), TensorBoardReader(), GenericReader()]
+            HfTrainerReader(), HfModelReader(), WandbReader(), DvcReader(), TensorBoardReader(), GenericReader()]
 
 
 def default_store_readers() -> list[StoreReader]:
