@@ -43,3 +43,14 @@ def test_unproduced_and_escaping_files(tmp_path):
     assert rec.errors == ["dvc.yaml: '../secret.json' is outside the project"]
     (project / "dvc.yaml").write_text("stages: [unclosed")
     assert DvcReader().read(place_of(project)).errors[0].startswith("dvc.yaml: invalid YAML")
+
+
+def test_models_inside_a_project_are_not_hidden(tmp_path):
+    shutil.copytree(PROJECT, tmp_path / "p")
+    shutil.copytree(Path(__file__).parent / "fixtures" / "wandb", tmp_path / "p" / "runs", symlinks=True)
+    index = mlrepo.open_index(tmp_path, use_cache=False)
+    assert index.counts_by_format() == {"dvc": 1, "wandb": 3}
+    project = index.df.filter(index.df["format"] == "dvc").to_dicts()[0]
+    own = sum(p.stat().st_size for p in (tmp_path / "p").rglob("*")
+              if p.is_file() and not p.is_symlink() and "runs" not in p.relative_to(tmp_path / "p").parts)
+    assert project["size_bytes"] == own and project["metrics.eval_acc"] == 0.8

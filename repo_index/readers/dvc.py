@@ -3,7 +3,8 @@
 Params come from ``params.yaml`` and the params files ``dvc.yaml`` names (a stage's ``params`` entries
 ``{file: [keys]}``, the top-level ``params`` list that dvclive writes); metrics from the metrics files it names (a
 stage's ``metrics`` outputs, the top-level ``metrics`` list, dvclive's ``metrics.json`` included). The logs under the
-project (``dvclive/``, ``eval/live``) are part of it, not rows of their own. When the project names several metrics
+project that hold its named files (``dvclive/``, ``eval/live``) are part of it; its other sub-folders are searched
+for models of their own (``ModelRecord.nested``). When the project names several metrics
 files, each metric is qualified by its file (``metrics.acc.eval/metrics.json``). DVC experiments live in git refs and
 are not read here.
 """
@@ -72,6 +73,12 @@ class DvcReader:
         if DEFAULT_PARAMS in place.names and DEFAULT_PARAMS not in params_files:
             params_files.insert(0, DEFAULT_PARAMS)
         rec.meta_files = [DVC_YAML, "dvc.lock", *params_files, *metrics_files]
+        # a project folder often holds more than its logs (other tools' runs, a model store): the sub-folders that
+        # hold none of its named files are searched as usual, so no model is hidden inside a project
+        own = {os.path.normpath(f).split(os.sep)[0] for f in (*params_files, *metrics_files)} | {"dvclive"}
+        rec.nested = sorted(n for n in place.names
+                            if n not in own and not n.startswith(".") and os.path.isdir(os.path.join(path, n))
+                            and not os.path.islink(os.path.join(path, n)))
         for rel in params_files:
             data = self._load(rec, path, rel)
             if isinstance(data, dict):
