@@ -1010,7 +1010,7 @@ class LiveIndex:
             work.removed |= after_ledger
         touched = sorted(set(work.upserts) | work.removed)
         clean = {rel: _clean_text(rel)[0] for rel in touched}  # the table keeps undecodable names escaped
-        hidden = ("_stamp", "_dirs", "_meta", "_source_id")
+        hidden = ("_stamp", "_dirs", "_meta", "_source_id", "_nested")
 
         def rows(index: Index) -> dict[str, dict]:
             frame = index.raw.filter(pl.col("_rel").is_in(list(clean.values())))

@@ -30,7 +30,8 @@ BASE_SCHEMA: dict[str, pl.DataType] = {
     "error": pl.String(),
 }
 HIDDEN_SCHEMA: dict[str, pl.DataType] = {"_rel": pl.String(), "_dirs": pl.String(), "_meta": pl.String(),
-                                         "_stamp": pl.Int64(), "_store": pl.String(), "_source_id": pl.String()}
+                                         "_stamp": pl.Int64(), "_store": pl.String(), "_source_id": pl.String(),
+                                         "_nested": pl.String()}
 BASE_COLUMNS = tuple(BASE_SCHEMA)
 def _column(values: list[object]) -> pl.Series | list[object]:
     """One params column: numbers stay numbers when every value is one, otherwise text."""

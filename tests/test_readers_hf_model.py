@@ -99,3 +99,11 @@ def test_new_checkpoint_appears_under_a_cached_final_model(tmp_path):
     shutil.rmtree(tmp_path / "hf" / "run1" / "checkpoint-8")
     names = sorted(mlrepo.open_index(tmp_path).df["name"].to_list())
     assert names == ["checkpoint-12", "checkpoint-16", "checkpoint-4", "run1", "run2"]
+
+
+def test_nested_models_are_in_the_index_for_the_planner():
+    """Removing the final model must leave its checkpoints: the index says which sub-folders are models."""
+    index = mlrepo.open_index(HF, use_cache=False)
+    nested = dict(zip(index.raw["_rel"].to_list(), index.raw["_nested"].to_list()))
+    assert nested["run1"].split("\x1f") == ["checkpoint-12", "checkpoint-4", "checkpoint-8"]
+    assert nested["run2"] is None and nested["run1/checkpoint-4"] is None
