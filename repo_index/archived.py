@@ -121,6 +121,7 @@ def _frame(root: str, rel: str, entry_path: str, entry: dict, problem: str | Non
     # where the row comes from, as for a store's runs: never revalidated as a folder (the cache skips such rows)
     row["_store"] = os.path.relpath(entry_path, root)
     row["_dirs"], row["_meta"], row["_stamp"], row["_source_id"] = None, None, -1, None
+    row["_nested"] = None
     row["id"] = model_id(rel)
     row["status"] = KINDS[entry["kind"]]
     if entry["kind"] == "archive" and entry.get("archive_bytes") is not None:

@@ -25,7 +25,9 @@ BASE_NAMES = ("id", "path", "format", "repo", "line", "name", "created_at", "upd
               "tags", "status", "error")
 # ``_dirs``/``_meta`` are path lists joined by SEP (``join_paths``): text loads from the cache ten times faster
 # than a list column, and a warm start reads them for every model.
-HIDDEN_NAMES = ("_rel", "_dirs", "_meta", "_stamp", "_store", "_source_id")
+# ``_nested``: sub-folders of the model that are models of their own (``ModelRecord.nested``): removing the model
+# must leave them in place.
+HIDDEN_NAMES = ("_rel", "_dirs", "_meta", "_stamp", "_store", "_source_id", "_nested")
 
 
 @dataclass(slots=True)
@@ -142,6 +144,7 @@ def collect_rows(found: Sequence[Found], store_of: dict[str, str] | None = None)
         base["_stamp"].append(item.stamp)
         base["_store"].append(store_of.get(item.rel))
         base["_source_id"].append(rec.source_id)
+        base["_nested"].append(join_paths(rec.nested) if rec.nested else None)
         for key, value in rec.params.items():
             column = params.get(f"params.{key}")
             if column is None:  # not setdefault: its default would allocate a list of n for every value

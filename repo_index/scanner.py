@@ -20,6 +20,7 @@ from mlrepo.repo_index.readers import (
     Place,
     Reader,
     StoreReader,
+    claim,
     default_readers,
     default_store_readers,
 )
@@ -141,12 +142,14 @@ class Walk:
         return hash(tuple(parts))
 
 
-def walk_model(path: str, top: list[os.DirEntry] | None = None, keep: Collection[str] = ()) -> Walk:
+def walk_model(path: str, top: list[os.DirEntry] | None = None, keep: Collection[str] = (),
+               skip: Collection[str] = ()) -> Walk:
     """Size, file count, inner folders and mtimes of a model folder; symlinks are counted, not followed. The size
     is what the folder takes on the disk, as ``du -sB1`` counts it: allocated blocks (a sparse file's holes take
     none), folders included, each hard-linked file once.
     ``top`` is the folder's own listing when the caller already made it; the files in ``keep`` (relative paths:
-    the metadata files) have their mtime and size kept for the stamp."""
+    the metadata files) have their mtime and size kept for the stamp; the sub-folders named in ``skip`` are
+    models of their own (``ModelRecord.nested``) and are left out."""
     walk = Walk()
     dirs, dir_mtimes, files = walk.dirs, walk.dir_mtimes, walk.files
     try:
@@ -181,6 +184,8 @@ def walk_model(path: str, top: list[os.DirEntry] | None = None, keep: Collection
             else:
                 size += st.st_blocks * 512
             if stat_mod.S_ISDIR(st.st_mode):
+                if not rel and entry.name in skip:
+                    continue
                 sub = f"{rel}/{entry.name}" if rel else entry.name
                 dirs.append(sub)
                 dir_mtimes[sub] = st.st_mtime_ns
@@ -209,7 +214,7 @@ def scan_model(reader: Reader, place: Place, entries: list[os.DirEntry] | None =
     except Exception as exc:  # a reader bug must not sink the index: report it on the model
         record = ModelRecord(path=place.path, format=reader.format, name=os.path.basename(place.path))
         record.add_error(f"metadata {in_words(exc)}")
-    walk = walk_model(place.path, entries, record.meta_files)
+    walk = walk_model(place.path, entries, record.meta_files, record.nested)
     record.size_bytes, record.n_files = walk.size, walk.n_files
     dir_mtime = walk.dir_mtimes[""]
     if record.updated_at is None:
@@ -275,7 +280,7 @@ class Scanner:
         return os.path.join(self.root, rel) if rel else self.root
 
     def _claim(self, place: Place) -> Reader | None:
-        return next((r for r in self.readers if r.claim(place)), None)
+        return claim(self.readers, place)
 
     # -- the walk ------------------------------------------------------------------------------------------
     def scan(self) -> ScanResult:
@@ -349,7 +354,11 @@ class Scanner:
             except OSError as exc:
                 result.skipped.append((path, exc.strerror or str(exc)))
                 continue
-            self._found.append(scan_model(self.by_format[fmt], Place(path, rel, names, frozenset()), entries))
+            place = Place(path, rel, names, self._names_of(os.path.dirname(rel)))
+            found = scan_model(self._claim(place) or self.by_format[fmt], place, entries)
+            self._found.append(found)
+            if found.record.nested:
+                self.run([(f"{rel}/{n}", None, False) for n in found.record.nested], result)
 
     def _queue(self, reader: Reader, place: Place, entries: list[os.DirEntry] | None = None) -> None:
         """Read and size a claimed folder here, or defer it (see ``run``). Threads only fought the walk for the
@@ -359,7 +368,10 @@ class Scanner:
                 self._deferred.append((place.rel, reader.format))
                 return
             self._budget -= 1
-        self._found.append(scan_model(reader, place, entries))
+        found = scan_model(reader, place, entries)
+        self._found.append(found)
+        # sub-folders that are models of their own (the HF output dir's checkpoints) are searched as usual
+        self._stack.extend((f"{place.rel}/{n}", None, False) for n in found.record.nested)
 
     def _visit_unchanged(self, rel: str, result: ScanResult, stack: list[Pending]) -> None:
         """A folder whose listing is as before: revisit its known children without listing it."""
@@ -390,6 +402,7 @@ class Scanner:
                 _fmt, dirs, meta_files, stamp = models[child]
                 if stamp_of(child[cut:], dirs, meta_files, fd) == stamp:
                     result.reused.append(child)
+                    self._visit_nested(child, result)
                 else:
                     changed.append(child)
         finally:
@@ -397,17 +410,24 @@ class Scanner:
         for child in changed:
             self._reread_model(child, result)
 
+    def _visit_nested(self, rel: str, result: ScanResult) -> None:
+        """An unchanged model's nested models (``ModelRecord.nested``), revalidated as its parent's would be."""
+        prev = self.previous
+        assert prev is not None
+        inner = prev.children.get(rel)
+        if not inner:
+            return
+        self._stack.extend((child, None, False) for child in inner if child in prev.skeleton)
+        self._revalidate_models(rel, [child for child in inner if child in prev.models], result)
+
     def _reread_model(self, rel: str, result: ScanResult) -> None:
-        fmt = self.previous.models[rel][0]  # type: ignore[union-attr]
         path = self._abs(rel)
-        reader = self.by_format.get(fmt)
         try:
             entries, names = _list(path)
         except OSError:
             return  # gone
-        if reader is None or not reader.claim(Place(path, rel, names, frozenset())):
-            # no longer the same kind of model (or claimed through its parent): decide afresh
-            reader = self._claim(Place(path, rel, names, self._names_of(os.path.dirname(rel))))
+        # decided afresh: it may be another kind of model now, or one more reader may claim it (merged)
+        reader = self._claim(Place(path, rel, names, self._names_of(os.path.dirname(rel))))
         if reader is None:
             self._stack.append((rel, (entries, names), True))  # now a plain folder: search inside it
             return

@@ -29,7 +29,8 @@ BASE_SCHEMA: dict[str, pl.DataType] = {
     "error": pl.String(),
 }
 HIDDEN_SCHEMA: dict[str, pl.DataType] = {"_rel": pl.String(), "_dirs": pl.String(), "_meta": pl.String(),
-                                         "_stamp": pl.Int64(), "_store": pl.String(), "_source_id": pl.String()}
+                                         "_stamp": pl.Int64(), "_store": pl.String(), "_source_id": pl.String(),
+                                         "_nested": pl.String()}
 BASE_COLUMNS = tuple(BASE_SCHEMA)
 SOURCE_COLUMNS = ("host", "root")  # a team index's rows also say which machine and root they came from
 def _column(values: list[object]) -> pl.Series | list[object]:

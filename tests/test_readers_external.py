@@ -255,9 +255,9 @@ HF_EVAL_LOSS = {"checkpoint-4": 0.682911217212677, "checkpoint-8": 0.69590395689
 
 def test_hf_trainer():
     index = mlrepo.open_index(HF, use_cache=False)
-    assert index.counts_by_format() == {"hf-trainer": 3}  # run1/ itself is an output dir, not a model
+    assert index.counts_by_format() == {"hf-trainer": 5}  # 3 checkpoints, and run1/ and run2/ final models
     rows = rows_by_name(index)
-    assert set(rows) == set(HF_EVAL_LOSS)
+    assert set(rows) == {*HF_EVAL_LOSS, "run1", "run2"}  # the final models: tests/test_readers_hf_model.py
     for name, eval_loss in HF_EVAL_LOSS.items():
         row = rows[name]
         assert (row["repo"], row["line"], row["format"], row["error"]) == ("hf_trainer", "run1", "hf-trainer", None)
@@ -292,9 +292,9 @@ def test_mixed_root(tmp_path):
     for src in (CASCADE_018, MLFLOW_FILE, MLFLOW_SQLITE, LIGHTNING, HF):
         shutil.copytree(src, tmp_path / src.name)
     index = mlrepo.open_index(tmp_path, use_cache=False)
-    assert index.counts_by_format() == {"cascade": 14, "mlflow": 19, "lightning": 3, "hf-trainer": 3}
-    assert len(index) == 39
-    assert index.df["id"].n_unique() == 39
+    assert index.counts_by_format() == {"cascade": 14, "mlflow": 19, "lightning": 3, "hf-trainer": 5}
+    assert len(index) == 41
+    assert index.df["id"].n_unique() == 41
     assert all(p.startswith(str(tmp_path)) for p in index.df["path"].to_list())
     errors = index.unreadable()["path"].to_list()
     assert errors == [str(tmp_path / "cascade-0.18" / "vision" / "cnn_small" / "00002")]  # its NaN loss
@@ -433,7 +433,7 @@ def test_hf_damaged_checkpoints(tmp_path):
     (run / "checkpoint-16").mkdir()  # a save interrupted before the state was written
     shutil.copy(run / "training_args.bin", run / "checkpoint-16" / "training_args.bin")
     rows = rows_by_name(mlrepo.open_index(tmp_path, use_cache=False))
-    assert set(rows) == {"checkpoint-4", "checkpoint-8", "checkpoint-12", "checkpoint-16"}
+    assert set(rows) == {"checkpoint-4", "checkpoint-8", "checkpoint-12", "checkpoint-16", "run1", "run2"}
     assert rows["checkpoint-8"]["error"].startswith("trainer_state.json: ")
     assert rows["checkpoint-8"]["params.hidden_size"] == 8
     assert "trainer_state.json missing" in rows["checkpoint-16"]["error"]
@@ -457,9 +457,9 @@ def test_unchanged_tree_is_not_read_again(tmp_path):
     for src in (MLFLOW_FILE, MLFLOW_SQLITE, LIGHTNING, HF):
         shutil.copytree(src, tmp_path / src.name)
     first = mlrepo.open_index(tmp_path)
-    assert first.stats.read == 25
+    assert first.stats.read == 27  # with the HF final models, whose checkpoints are nested in them
     again = mlrepo.open_index(tmp_path)
-    assert (again.stats.read, again.stats.reused) == (0, 25)
+    assert (again.stats.read, again.stats.reused) == (0, 27)
     assert again.df.sort("path").equals(first.df.sort("path"))
 
 

@@ -34,7 +34,7 @@ from mlrepo.repo_index.scanner import (
 
 #: the order keys are looked at in one round: a tree scan covers the model keys inside it
 ORDER = {"root": 0, "tree": 1, "store": 2, "claim": 3, "model": 4, "ledger": 5}
-HIDDEN = ("_stamp", "_dirs", "_meta", "_source_id")  # a change only there is not reported
+HIDDEN = ("_stamp", "_dirs", "_meta", "_source_id", "_nested")  # a change only there is not reported
 
 
 @dataclass(slots=True)

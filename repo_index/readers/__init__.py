@@ -2,7 +2,12 @@
 
 The scanner lists each directory once and asks every reader, in order, whether the directory is one of its
 models (``claim``). A claimed directory is read by that reader (``read``) in a worker thread and is not searched
-for further models. A reader may also own a *store* file (MLflow's ``mlflow.db``) that describes many models.
+for further models (except the sub-folders its record names as ``nested``). A reader may also own a *store* file
+(MLflow's ``mlflow.db``) that describes many models.
+
+One folder is one row: when a *companion* reader (one whose files often sit inside another tool's run folder, as
+TensorBoard event files do in a Ray trial or a Lightning ``version_N``) also claims a claimed folder, both read it
+and their records are merged into the first claimer's row (``Merged``).
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from mlrepo.repo_index.records import ModelRecord
+from mlrepo.repo_index.records import ModelRecord, merge_records
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +38,41 @@ class Reader(Protocol):
         """Read the model's metadata. Never raises: problems go to ``record.errors``."""
 
 
+@dataclass(frozen=True, slots=True)
+class Merged:
+    """A folder two or more readers claim, read by each and merged into the first one's record (its format)."""
+
+    readers: tuple[Reader, ...]
+
+    @property
+    def format(self) -> str:
+        return self.readers[0].format
+
+    def claim(self, place: Place) -> bool:
+        return all(r.claim(place) for r in self.readers)
+
+    def read(self, place: Place) -> ModelRecord:
+        records = []
+        for reader in self.readers:
+            try:
+                records.append(reader.read(place))
+            except Exception as exc:  # noqa: BLE001 - one reader's bug must not lose the other's record
+                rec = ModelRecord(path=place.path, format=reader.format)
+                rec.add_error(f"{reader.format} reader failed: {type(exc).__name__}: {exc}")
+                records.append(rec)
+        return merge_records(records)
+
+
+def claim(readers: list[Reader], place: Place) -> Reader | None:
+    """The reader for ``place``: the first that claims it, merged with the companion readers after it that claim it
+    too. Only companions are asked once a folder is claimed, so a claimed folder costs no other reader's look."""
+    for i, reader in enumerate(readers):
+        if reader.claim(place):
+            more = [r for r in readers[i + 1:] if getattr(r, "companion", False) and r.claim(place)]
+            return Merged((reader, *more)) if more else reader
+    return None
+
+
 class StoreReader(Protocol):
     format: str
     store_files: tuple[str, ...]
@@ -43,14 +83,23 @@ class StoreReader(Protocol):
 
 def default_readers() -> list[Reader]:
     from mlrepo.repo_index.readers.cascade import CascadeReader
+    from mlrepo.repo_index.readers.dvc import DvcReader
     from mlrepo.repo_index.readers.generic import GenericReader
+    from mlrepo.repo_index.readers.hf_model import HfModelReader
     from mlrepo.repo_index.readers.hf_trainer import HfTrainerReader
+    from mlrepo.repo_index.readers.hydra import HydraReader
     from mlrepo.repo_index.readers.lightning import LightningReader
     from mlrepo.repo_index.readers.mlflow_file import MlflowFileReader
+    from mlrepo.repo_index.readers.mlflow_models import MlflowModelReader
+    from mlrepo.repo_index.readers.tensorboard import TensorBoardReader
+    from mlrepo.repo_index.readers.wandb_run import WandbReader
 
     # MLflow first: its claim is decided from names alone, where Cascade's parses the meta.yaml every run has.
-    # The generic reader claims any folder with metrics.json, so it is asked last.
-    return [MlflowFileReader(), CascadeReader(), LightningReader(), HfTrainerReader(), GenericReader()]
+    # The generic reader claims any folder with metrics.json, so it is asked last. TensorBoard and generic are
+    # companions: in a folder another reader claims, they add to its row (see ``claim``).
+    # Hydra before the readers of the logs a job folder holds: it joins them into the job's row.
+    return [MlflowFileReader(), MlflowModelReader(), CascadeReader(), HydraReader(), LightningReader(),
+            HfTrainerReader(), HfModelReader(), WandbReader(), DvcReader(), TensorBoardReader(), GenericReader()]
 
 
 def default_store_readers() -> list[StoreReader]:

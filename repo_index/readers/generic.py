@@ -14,6 +14,7 @@ PARAM_FILES = ("params.json", "params.yaml", "params.yml", "config.yaml", "confi
 
 class GenericReader:
     format = "generic"
+    companion = True  # a metrics.json inside another tool's run folder (a Hydra job) joins that run's row
 
     def claim(self, place: Place) -> bool:
         return any(n in place.names for n in METRIC_FILES)

@@ -75,7 +75,7 @@ class HfTrainerReader:
             rec.add_error(f"{STATE} missing (checkpoint not fully written?)")
 
         if state is not None:
-            self._fill_from_state(rec, state)
+            self.fill_from_state(rec, state)
         if CONFIG in place.names:
             try:
                 config = load_file(os.path.join(path, CONFIG))
@@ -96,7 +96,7 @@ class HfTrainerReader:
         return rec
 
     @staticmethod
-    def _fill_from_state(rec: ModelRecord, state: dict) -> None:
+    def fill_from_state(rec: ModelRecord, state: dict) -> None:
         for key in STATE_PARAMS:
             value = state.get(key)
             if value is not None and not isinstance(value, (list, dict)):

@@ -23,6 +23,7 @@ from mlrepo.repo_index.readers.mlflow_file import (
     run_status,
     tag_list,
 )
+from mlrepo.repo_index.readers.mlflow_models_db import logged_models, registry_tags
 from mlrepo.repo_index.records import Metric, ModelRecord
 
 BUSY_TIMEOUT = 1.5  # seconds to wait for a writer's lock before reporting the store as locked
@@ -179,9 +180,34 @@ class MlflowSqliteReader:
                 rec.add_error(f"{os.path.basename(path)}: run {run_id}: {in_words(exc)}")
                 found = None
             records.append((rec, found, fallback))
+        models = [rec for rec, _found, _fallback in records]
+        # logged models first: the folders they find next to the database teach the locator where runs moved
+        logged = self._logged_models(con, tables, experiments, runs, locator, db_dir, models)
         for rec, found, fallback in records:
             rec.path = found or locator.second_pass(fallback)
-        return [rec for rec, _found, _fallback in records]
+        return models + logged
+
+    def _logged_models(self, con: sqlite3.Connection, tables: set[str], experiments: dict[str, tuple],
+                       runs: list[tuple], locator: _Locator, db_dir: str, run_records: list[ModelRecord]
+                       ) -> list[ModelRecord]:
+        """MLflow 3's logged models (rows of their own) and the registry's versions (tags on what they point at)."""
+        names = ("logged_models", "logged_model_params", "logged_model_tags", "logged_model_metrics",
+                 "model_versions")
+        cols = {t: _columns(con, t) for t in names if t in tables}
+
+        def select(table: str, wanted: tuple[str, ...]) -> list[tuple]:
+            return _select(con, table, cols, wanted)
+
+        registered = registry_tags(select)
+        for rec in run_records:  # a version registered from a run's artifacts (MLflow 2's runs:/ source)
+            rec.tags.extend(registered.get(rec.source_id or "", []))
+
+        def folder_of(location: str | None) -> str | None:
+            recorded = self._recorded_folder(location, None, "", db_dir)
+            return (locator.first_pass(recorded) or recorded) if recorded else None
+
+        run_names = {str(row[0]): str(row[1]) for row in runs if row[0] is not None and row[1]}
+        return logged_models(select, experiments, run_names, folder_of, registered)
 
     def _run_record(self, row: tuple, experiments: dict[str, tuple], run_tags: dict[str, str],
                     params: dict[str, object], points: dict[str, tuple[int, int, float]],
