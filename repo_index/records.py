@@ -91,7 +91,7 @@ def merge_records(records: list[ModelRecord]) -> ModelRecord:
         first.errors.extend(other.errors)
         if first.status == "active" and other.status != "active":
             first.status = other.status
-        for attr in ("description", "source_id", "is_best", "repo", "line", "name"):
+        for attr in ("source_id", "is_best", "repo", "line", "name"):
             if getattr(first, attr) is None:
                 setattr(first, attr, getattr(other, attr))
         if other.created_at is not None and (first.created_at is None or other.created_at < first.created_at):

@@ -172,6 +172,8 @@ def walk_model(path: str, top: list[os.DirEntry] | None = None, keep: Collection
             except OSError:
                 continue
         for entry in entries:
+            if not rel and entry.name in skip:  # a model of its own: its folder counts there, not here
+                continue
             try:
                 st = entry.stat(follow_symlinks=False)
             except OSError:
@@ -184,8 +186,6 @@ def walk_model(path: str, top: list[os.DirEntry] | None = None, keep: Collection
             else:
                 size += st.st_blocks * 512
             if stat_mod.S_ISDIR(st.st_mode):
-                if not rel and entry.name in skip:
-                    continue
                 sub = f"{rel}/{entry.name}" if rel else entry.name
                 dirs.append(sub)
                 dir_mtimes[sub] = st.st_mtime_ns

@@ -12,6 +12,7 @@ from pathlib import Path
 import mlrepo
 from mlrepo.repo_index.readers import Place
 from mlrepo.repo_index.readers.hf_model import HfModelReader
+from treeutil import du_bytes
 
 HF = Path(__file__).parent / "fixtures" / "hf_trainer"
 RUN1, RUN2 = HF / "run1", HF / "run2"
@@ -22,8 +23,9 @@ def place_of(path: Path) -> Place:
 
 
 def own_files(path: Path) -> tuple[int, int]:
+    """Allocated bytes (as du counts them) of the folder and its own files, and how many files."""
     files = [p for p in path.iterdir() if p.is_file()]
-    return sum(p.stat().st_size for p in files), len(files)
+    return sum(p.lstat().st_blocks * 512 for p in [path, *files]), len(files)
 
 
 def metrics_of(row: dict) -> dict[str, float]:
@@ -38,8 +40,7 @@ def test_final_model_beside_its_checkpoints():
     assert run1["tags"] == ["final"]
     # its own files only: the checkpoints are rows of their own, never counted twice by du
     assert (run1["size_bytes"], run1["n_files"]) == own_files(RUN1)
-    assert sum(r["size_bytes"] for r in rows.values()) == sum(
-        p.stat().st_size for p in HF.rglob("*") if p.is_file())
+    assert sum(r["size_bytes"] for r in rows.values()) == du_bytes(*(p for p in HF.iterdir() if p.is_dir()))
     # no *_results.json: the last values of trainer_state.json's log_history (the last eval, the last loss)
     state = json.loads((RUN1 / "trainer_state.json").read_text())
     last: dict[str, float] = {}

@@ -9,6 +9,7 @@ from pathlib import Path
 import mlrepo
 import pytest
 from mlrepo.repo_index.curves import metric_curves
+from treeutil import du_bytes
 
 MLFLOW3 = Path(__file__).parent / "fixtures" / "mlflow3"
 # MLflow 3 links the source run's params and metrics (at log time: loss 1.0 at step 0) to each logged model
@@ -55,7 +56,7 @@ def test_file_store_model_folders_are_not_runs():
     assert not any(Path(p).name == "models" for p in paths)
     for row in index.df.filter(index.df["format"] == "mlflow-model").to_dicts():
         folder = Path(row["path"])
-        assert row["size_bytes"] == sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+        assert row["size_bytes"] == du_bytes(folder)
 
 
 def test_logged_model_curves(tmp_path):

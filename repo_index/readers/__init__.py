@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from mlrepo.errors import in_words
 from mlrepo.repo_index.records import ModelRecord, merge_records
 
 
@@ -58,7 +59,7 @@ class Merged:
                 records.append(reader.read(place))
             except Exception as exc:  # noqa: BLE001 - one reader's bug must not lose the other's record
                 rec = ModelRecord(path=place.path, format=reader.format)
-                rec.add_error(f"{reader.format} reader failed: {type(exc).__name__}: {exc}")
+                rec.add_error(f"{reader.format} metadata {in_words(exc)}")
                 records.append(rec)
         return merge_records(records)
 
