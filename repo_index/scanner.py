@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import stat as stat_mod
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -49,7 +49,7 @@ class Found:
 class Previous:
     """What the last scan knew, so an unchanged tree is revalidated with ``stat`` calls only."""
 
-    models: dict[str, tuple[str, list[str], list[str], int]]  # rel -> (format, dirs, meta_files, stamp)
+    models: Mapping[str, tuple[str, Sequence[str], Sequence[str], int]]  # rel -> (format, dirs, meta_files, stamp)
     skeleton: dict[str, int]  # rel -> mtime_ns of each searched folder that is not a model
     stores: dict[str, tuple[int, list[str]]]  # store file rel -> (stamp, rels of its models)
     children: dict[str, list[str]] = field(default_factory=dict)

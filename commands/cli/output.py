@@ -30,7 +30,8 @@ def markdown(frame: pl.DataFrame) -> str:
     with pl.Config(tbl_formatting="MARKDOWN", tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True,
                    tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=10_000, tbl_width_chars=65_535,
                    fmt_table_cell_list_len=-1):
-        return str(visible_frame(_flat(frame).with_columns(pl.all().cast(pl.String).fill_null("")))) + "\n"  # empty, not "null"
+        text = visible_frame(_flat(frame).with_columns(pl.all().cast(pl.String).fill_null("")))  # empty, not "null"
+        return str(text) + "\n"
 
 
 def rich_table(frame: pl.DataFrame, title: str | None = None) -> Table:

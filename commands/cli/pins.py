@@ -4,9 +4,10 @@ tracker's files)."""
 from __future__ import annotations
 
 import click
-from mlrepo.commands.cli.maintenance import err, split_root
+from mlrepo.commands.cli.common import get_root, load
+from mlrepo.commands.cli.console import err
+from mlrepo.commands.cli.roots import check_refs_inside, split_root
 from mlrepo.errors import UsageError
-from mlrepo.repo_index import open_index
 from mlrepo.repo_index import pins as pinning
 from mlrepo.repo_index.index import find_model
 
@@ -22,8 +23,10 @@ def pin(args: tuple[str, ...], note: str) -> None:
     """Pin models: prune and archive never remove them. Without MODEL, list the pins.
 
     MODEL: id, path or repo/line/name. Pins live in ROOT's .mlrepo/pins.json and survive a rebuilt index."""
-    root, refs = split_root(args, False)
-    idx = open_index(root)
+    given, refs = split_root(args, False)
+    root = get_root(given, False)
+    check_refs_inside(root, refs)
+    idx = load(root)
     if not refs:
         for p in sorted(pinning.load_pins(idx.root).values(), key=lambda p: p.path):
             click.echo(f"{p.id}\t{p.path}\t{p.note}")
@@ -38,10 +41,12 @@ def pin(args: tuple[str, ...], note: str) -> None:
 @click.argument("args", nargs=-1, metavar="[ROOT] MODEL...")
 def unpin(args: tuple[str, ...]) -> None:
     """Release pinned models (prune and archive may remove them again)."""
-    root, refs = split_root(args, False)
+    given, refs = split_root(args, False)
     if not refs:
         raise UsageError("name the models to unpin (id, path or repo/line/name)")
-    idx = open_index(root)
+    root = get_root(given, False)
+    check_refs_inside(root, refs)
+    idx = load(root)
     pins = pinning.load_pins(idx.root)
     ids = []
     for ref in refs:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 #: (repo, line, base params, knobs a sweep turns, metric names)
-LINES = [
+LINES: list[tuple[str, str, dict[str, object], dict[str, list[object]]]] = [
     ("vision", "resnet_sweep", {"model": "resnet18", "epochs": 10, "batch_size": 64,
                                 "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9}, "augment": {"flip": True}},
      {"epochs": [10, 20, 30, 50], "optimizer.lr": [0.1, 0.05, 0.01, 0.001], "batch_size": [32, 64, 128],

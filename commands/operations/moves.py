@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from typing import cast
 
 from mlrepo.commands.operations import removed_runs, tarzst, trash, trust
 from mlrepo.commands.operations.durable import (
@@ -236,7 +237,7 @@ def trash_model(root: str, model: dict, expect: str | None = None) -> Moved:
 
 
 def _recover_trash(step: Step) -> str:
-    entry = dict(step.get("entry"))  # type: ignore[arg-type]
+    entry = dict(cast("dict[str, object]", step.get("entry")))  # a dict: trust.journal_record checked it
     path = str(step.get("path"))
     files, info = str(entry["trash_files"]), str(entry["trash_info"])
     if os.path.lexists(files) and os.path.lexists(info):  # moved: finish
@@ -244,7 +245,7 @@ def _recover_trash(step: Step) -> str:
         step.done("trashed", trash_info=info)
         return f"finished trashing {path}"
     if os.path.lexists(info) and not os.path.lexists(files) and \
-            trash.original_path(info, entry.get("trash_topdir")) == os.path.normpath(path):
+            trash.original_path(info, str(entry.get("trash_topdir") or "") or None) == os.path.normpath(path):
         os.unlink(info)  # the entry was written, the folder not moved: it stays where it is
         fsync_dir(os.path.dirname(info))
     step.done("rolled back")

@@ -193,7 +193,7 @@ def write_archive(folder: str, dest: str, on_bytes: BytesFn | None = None, level
     with open(dest, "xb") as raw:
         writer = cctx.stream_writer(raw, closefd=False)
         tar = tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT, bufsize=CHUNK,
-                           copybufsize=CHUNK)
+                           copybufsize=CHUNK)  # type: ignore[call-overload]  # typeshed lacks copybufsize
         try:
             for rel, path in _walk(folder):
                 st = os.lstat(path)
@@ -280,7 +280,7 @@ def _members(path: str, on_member: Callable[[tarfile.TarFile, tarfile.TarInfo, s
         source = _Source(raw)
         dctx = zstandard.ZstdDecompressor()
         try:
-            with dctx.stream_reader(source, read_size=CHUNK, closefd=False) as stream:
+            with dctx.stream_reader(source, read_size=CHUNK, closefd=False) as stream:  # type: ignore[arg-type]
                 with tarfile.open(fileobj=stream, mode="r|", bufsize=CHUNK) as tar:
                     top = None
                     for member in tar:

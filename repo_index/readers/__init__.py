@@ -30,7 +30,8 @@ class Place:
 
 
 class Reader(Protocol):
-    format: str
+    @property
+    def format(self) -> str: ...
 
     def claim(self, place: Place) -> bool:
         """Is this directory one model of this format? Cheap: decide from names, read only if unavoidable."""
@@ -75,8 +76,11 @@ def claim(readers: list[Reader], place: Place) -> Reader | None:
 
 
 class StoreReader(Protocol):
-    format: str
-    store_files: tuple[str, ...]
+    @property
+    def format(self) -> str: ...
+
+    @property
+    def store_files(self) -> tuple[str, ...]: ...
 
     def read_store(self, path: str, root: str) -> list[ModelRecord]:
         """Every model recorded in the store file at ``path``; never raises."""

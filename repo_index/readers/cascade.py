@@ -137,8 +137,9 @@ def _opt_str(value: object) -> str | None:
     return None if value is None or value == "" else str(value)
 
 
-def _add_metric(rec: ModelRecord, meta: str, name: str, raw: object, **qual: str | None) -> None:
+def _add_metric(rec: ModelRecord, meta: str, name: str, raw: object, dataset: str | None = None,
+                split: str | None = None, direction: str | None = None) -> None:
     value = to_number(raw)
     if value is None and raw is not None:
         rec.add_error(f"{meta}: metric {name!r} is not a number: {str(raw)[:40]!r}")
-    rec.metrics.append(Metric(name=name, value=value, **qual))
+    rec.metrics.append(Metric(name=name, value=value, dataset=dataset, split=split, direction=direction))

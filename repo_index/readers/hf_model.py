@@ -67,9 +67,9 @@ class HfModelReader:
                 rec.metrics.append(Metric(name=key, value=value))
         config = _mapping(rec, os.path.join(path, CONFIG))
         if config is not None:
-            for key, value in flatten({k: v for k, v in config.items() if k not in SKIP_CONFIG}).items():
-                if value is not None and not isinstance(value, (list, dict)) and key not in rec.params:
-                    rec.params[key] = value
+            for key, setting in flatten({k: v for k, v in config.items() if k not in SKIP_CONFIG}).items():
+                if setting is not None and not isinstance(setting, (list, dict)) and key not in rec.params:
+                    rec.params[key] = setting
         return rec
 
 

@@ -138,7 +138,7 @@ class HfTrainerReader:
             dir_mtime = os.stat(out_dir).st_mtime_ns
         except OSError:
             return self._best_of([own])
-        numbered = sorted((n for n in names if checkpoint_number(n) is not None), key=checkpoint_number)
+        numbered = sorted((n for n in names if checkpoint_number(n) is not None), key=lambda n: checkpoint_number(n) or 0)
         files = [os.path.join(out_dir, STATE)] if STATE in names else []
         if numbered:
             files.append(os.path.join(out_dir, numbered[-1], STATE))
@@ -163,8 +163,7 @@ class HfTrainerReader:
 
     @staticmethod
     def _best_of(states: list[dict | None]) -> tuple[str | None, bool]:
-        newest = max((s for s in states if s is not None), default=None,
-                     key=lambda s: s.get("global_step") if isinstance(s.get("global_step"), int) else -1)
+        newest = max((s for s in states if s is not None), default=None, key=_global_step)
         if newest is None:
             return None, False
         best = newest.get("best_model_checkpoint")
@@ -179,3 +178,8 @@ def _file_key(path: str) -> tuple[int, int]:
         return st.st_mtime_ns, st.st_size
     except OSError:
         return -1, -1
+
+
+def _global_step(state: dict) -> int:
+    step = state.get("global_step")
+    return step if isinstance(step, int) else -1

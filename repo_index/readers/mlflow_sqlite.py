@@ -244,6 +244,7 @@ class MlflowSqliteReader:
         if not uri:
             return None
         uri = uri.rstrip("/")
+        local: str | None
         if uri.startswith("mlflow-artifacts:"):  # served by `mlflow server`, which stores under ./mlartifacts
             rest = urlparse(uri).path.lstrip("/")
             local = os.path.normpath(os.path.join(db_dir, "mlartifacts", rest))
@@ -314,8 +315,9 @@ def _int(value: object) -> int:
             value = float(value)
         except ValueError:
             return 0
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    return int(value) if ok else 0
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return int(value)
+    return 0
 
 
 def _order(point: tuple[int, int, float]) -> tuple[int, int, float]:

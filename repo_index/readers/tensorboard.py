@@ -170,9 +170,9 @@ def _value(raw: memoryview, step: int, points: Points, params: dict[str, object]
     if simple is not None:
         points.setdefault(tag, []).append((step, simple))
     elif tensor is not None and plugin in ("scalars", ""):
-        number = _scalar_tensor(tensor)
-        if number is not None:
-            points.setdefault(tag, []).append((step, number))
+        scalar = _scalar_tensor(tensor)
+        if scalar is not None:
+            points.setdefault(tag, []).append((step, scalar))
 
 
 def _plugin(metadata: memoryview) -> tuple[str, memoryview | None]:

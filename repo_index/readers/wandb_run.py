@@ -195,12 +195,12 @@ class RunLog:
                     if n == 1 and isinstance(v, int):
                         step = as_signed(v)
         if step is None:
-            raw = to_number(row.get("_step"))
-            step = int(raw) if raw is not None and math.isfinite(raw) else len(self.history.get("_step", ()))
+            logged = to_number(row.get("_step"))
+            step = int(logged) if logged is not None and math.isfinite(logged) else len(self.history.get("_step", ()))
         for key, raw in flatten(row).items():
-            value = to_number(raw)
-            if value is not None:
-                self.history.setdefault(key, []).append((step, value))
+            point = to_number(raw)
+            if point is not None:
+                self.history.setdefault(key, []).append((step, point))
 
 
 def _item(item: memoryview) -> tuple[str | None, object]:
