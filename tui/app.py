@@ -38,6 +38,7 @@ from textual.widgets import Input, Static
 from textual.worker import Worker, WorkerState
 
 if TYPE_CHECKING:
+    from mlrepo.commands.operations import How
     from mlrepo.commands.operations.plan import Plan
 
 GROUPING = ("repo", "line", "name")
@@ -85,7 +86,7 @@ class MlrepoApp(App[str | None]):
     CSS_PATH = "app.tcss"
     TITLE = "mlrepo"
     AUTO_FOCUS = "#models"
-    COMMANDS = {ActionsProvider, ModelsProvider} | App.COMMANDS
+    COMMANDS = {ActionsProvider, ModelsProvider} | App.COMMANDS  # type: ignore[operator]  # Textual's own set
     BINDINGS = [
         Binding("slash", "focus_filter", "Filter", id="filter"),
         Binding("s", "sort", "Sort", id="sort"),
@@ -118,8 +119,8 @@ class MlrepoApp(App[str | None]):
     # widget: a key queued behind "/" (or behind enter in the filter box) while the app was busy went to the
     # widget that had the focus when it was queued, and a mark queued behind an arrow acted before the arrow.
     BINDINGS = [Binding(b.key, b.action, b.description, show=b.show, id=b.id, system=b.system, priority=True)
-                for b in BINDINGS]
-    HELP = {"focus_filter": "filter with the --where language; enter applies, esc clears",
+                for b in BINDINGS if isinstance(b, Binding)]
+    KEY_HELP = {"focus_filter": "filter with the --where language; enter applies, esc clears",
             "sort": "sort by the column under the cursor (again: reverse); the old sort breaks ties",
             "best": "sort so the best model by the metric under the cursor is on top",
             "mark": "mark or unmark the model, then c, x or a act on the marked ones",
@@ -584,7 +585,7 @@ class MlrepoApp(App[str | None]):
             self.notify(row["path"], title="path copied")
 
     # -- prune and archive ----------------------------------------------------------------------------------
-    def _act_on(self, plan: Plan, how: str) -> None:
+    def _act_on(self, plan: Plan, how: How) -> None:
         from mlrepo.tui.prune import PlanScreen
 
         if self.quitting or len(self.screen_stack) != 1:  # the plan came after the user moved on
@@ -605,12 +606,12 @@ class MlrepoApp(App[str | None]):
         self.push_screen(PlanScreen(plan, how), done)
 
     @work(thread=True, exclusive=True, group="plan")
-    def plan_then_confirm(self, make_plan: Callable[[], Plan], how: str) -> None:
+    def plan_then_confirm(self, make_plan: Callable[[], Plan], how: How) -> None:
         """Plans look at every candidate's files (the recent-change rule): made in a worker, then confirmed."""
         plan = make_plan()
         self.call_from_thread(self._act_on, plan, how)
 
-    def action_remove(self, how: str) -> None:
+    def action_remove(self, how: How) -> None:
         """Trash or archive the marked models (or the one under the cursor), after the plan is confirmed."""
         if self.index is None or not self.checked:
             return
@@ -656,7 +657,7 @@ class MlrepoApp(App[str | None]):
             self.screen.dismiss(None)
             return
         seen: set[str] = set()
-        keys = []
+        keys: list[tuple[str, str]] = []
         for binding in self.BINDINGS:
             assert isinstance(binding, Binding)
             if binding.system:
@@ -667,7 +668,7 @@ class MlrepoApp(App[str | None]):
                 keys[-1] = (f"{keys[-1][0]} {key}", keys[-1][1])
                 continue
             seen.add(name)
-            keys.append((key, self.HELP.get(name, binding.description)))
+            keys.append((key, self.KEY_HELP.get(name, binding.description)))
         self.push_screen(HelpScreen(keys))
 
     def action_reload(self) -> None:

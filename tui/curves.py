@@ -55,7 +55,7 @@ class CurvesScreen(Screen[None]):
         for name, points in sorted(curves.items()):
             xs, values = zip(*points, strict=True)
             plt.plot(list(xs), list(values), label=visible(name), marker="braille")
-        plt.xticks(step_ticks(steps[0], steps[-1]))
+        plt.xticks([float(t) for t in step_ticks(steps[0], steps[-1])])
         plt.xlabel("step")
         widget.refresh()
 

@@ -102,8 +102,8 @@ class DiskScreen(Screen[str | None]):
 
     def on_usage_ready(self, message: UsageReady) -> None:
         self.usage = message
-        self.total = int(message.repos["size_bytes"].sum() or 0)
-        self.top = int(message.repos["size_bytes"].max() or 0) if message.repos.height else 0
+        self.total = int(message.repos["size_bytes"].cast(pl.Int64).sum() or 0)
+        self.top = int(message.repos["size_bytes"].cast(pl.Int64).max() or 0) if message.repos.height else 0
         self.query_one("#screen-title", Static).update(
             f"Disk usage · {human_size(self.total)} in {self.frame.height} models")
         tree = self.query_one(Tree)

@@ -22,7 +22,7 @@ def best_path(roots: list[Node], mode: str) -> set[str]:
     """Ids on the way from a root to the line's best model (by the node metric)."""
     parents: dict[str, Node | None] = {}
     nodes: list[Node] = []
-    stack = [(n, None) for n in roots]
+    stack: list[tuple[Node, Node | None]] = [(n, None) for n in roots]
     while stack:
         node, parent = stack.pop()
         parents[node.id] = parent
@@ -31,7 +31,7 @@ def best_path(roots: list[Node], mode: str) -> set[str]:
     scored = [n for n in nodes if n.metric is not None]
     if not scored:
         return set()
-    best = (max if mode == "max" else min)(scored, key=lambda n: n.metric)
+    best = (max if mode == "max" else min)(scored, key=lambda n: n.metric or 0.0)  # scored: metric not None
     path: set[str] = set()
     current: Node | None = best
     while current is not None:

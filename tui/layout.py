@@ -41,7 +41,7 @@ def decimals_for(series: pl.Series) -> int:
     for decimals in range(5):
         if bool(((values - values.round(decimals)).abs() < 1e-9).all()):
             return decimals
-    largest = float(values.abs().max())  # type: ignore[arg-type]
+    largest = float(values.abs().max())
     return max(0, min(4, 3 - math.floor(math.log10(largest)))) if largest > 0 else 4
 
 
@@ -65,7 +65,7 @@ def layout(df: pl.DataFrame, keys: list[str]) -> list[Column]:
             width = 16
         else:
             text = series.list.join(", ") if kind == "list" else series.cast(pl.String)
-            width = min(int(text.str.len_chars().max() or 1), TEXT_CAP)
+            width = min(int(text.str.len_chars().max() or 1), TEXT_CAP)  # type: ignore[arg-type]
         label = label_of(key)
         columns.append(Column(key, label, max(width, min(len(label), LABEL_CAP), 2), kind, decimals))
     return columns

@@ -25,7 +25,7 @@ class ActionsProvider(Provider):
         for binding in app.BINDINGS:
             name = binding.action.split("(")[0] if isinstance(binding, Binding) and not binding.system else ""
             if name and not app.quitting and (name not in app.TABLE_ACTIONS or len(under) == 1):
-                out.append((binding.description, binding.action, app.get_key_display(binding)))  # type: ignore[union-attr]
+                out.append((binding.description, binding.action, app.get_key_display(binding)))  # type: ignore[union-attr,arg-type]
         return out
 
     async def discover(self) -> Hits:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from mlrepo.commands.operations import Progress, Report, remove_models
+from mlrepo.commands.operations import How, Progress, Report, remove_models
 from mlrepo.commands.operations.plan import Plan
 from mlrepo.commands.views.plan import groups_table, plan_table
 from mlrepo.repo_index.units import human_size
@@ -30,7 +30,7 @@ class PlanScreen(ModalScreen[Report | None]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="plan.cancel")]
 
-    def __init__(self, plan: Plan, how: str) -> None:
+    def __init__(self, plan: Plan, how: How) -> None:
         super().__init__()
         self.plan, self.how = plan, how
 

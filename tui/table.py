@@ -220,7 +220,7 @@ class ModelsTable(ScrollView, can_focus=True):
                 return i
         return None
 
-    def _on_click(self, event: events.Click) -> None:
+    async def _on_click(self, event: events.Click) -> None:
         column = self._column_at(event.x)
         if event.y == 0:
             if column is not None:
