@@ -14,6 +14,7 @@ import math
 import os
 import re
 import threading
+from collections.abc import Mapping
 from datetime import datetime, timezone
 
 from mlrepo.repo_index.readers import Place
@@ -70,6 +71,24 @@ def ms_to_datetime(value: object) -> datetime | None:
         return datetime.fromtimestamp(value / 1000.0, tz=timezone.utc)
     except (OverflowError, OSError, ValueError):
         return None
+
+
+def read_params_and_tags(rec: ModelRecord, path: str, files: Mapping[str, list[str]]) -> dict[str, str]:
+    """``params/`` and ``tags/`` of a run or logged model folder (one file a key, the value its text) into ``rec``;
+    returns every tag, MLflow's own included (the run name is one)."""
+    for rel in files.get("params", []):
+        try:
+            rec.params[rel[len("params/"):]] = param_value(load_text(os.path.join(path, rel)))
+        except MetaError as exc:
+            rec.add_error(f"param {exc}")
+    tags: dict[str, str] = {}
+    for rel in files.get("tags", []):
+        try:
+            tags[rel[len("tags/"):]] = load_text(os.path.join(path, rel))
+        except MetaError as exc:
+            rec.add_error(f"tag {exc}")
+    rec.tags = tag_list(tags)
+    return tags
 
 
 def tag_list(tags: dict[str, str]) -> list[str]:
@@ -254,19 +273,7 @@ class MlflowFileReader:
         rec.meta_files = (["meta.yaml"] if "meta.yaml" in place.names else []) + [
             f for sub in _KEY_DIRS for f in files.get(sub, [])] + ["../meta.yaml"]
 
-        for rel in files.get("params", []):
-            try:
-                rec.params[rel[len("params/"):]] = param_value(load_text(os.path.join(path, rel)))
-            except MetaError as exc:
-                rec.add_error(f"param {exc}")
-
-        tags: dict[str, str] = {}
-        for rel in files.get("tags", []):
-            try:
-                tags[rel[len("tags/"):]] = load_text(os.path.join(path, rel))
-            except MetaError as exc:
-                rec.add_error(f"tag {exc}")
-        rec.tags = tag_list(tags)
+        tags = read_params_and_tags(rec, path, files)
 
         for rel in files.get("metrics", []):
             key = rel[len("metrics/"):]

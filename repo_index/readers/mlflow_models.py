@@ -22,13 +22,11 @@ from mlrepo.repo_index.readers.history import thin
 from mlrepo.repo_index.readers.mlflow_file import (
     _files_under,
     ms_to_datetime,
-    param_value,
-    tag_list,
+    read_params_and_tags,
 )
 from mlrepo.repo_index.readers.parsing import (
     MetaError,
     load_file,
-    load_text,
     read_bytes,
 )
 from mlrepo.repo_index.records import Metric, ModelRecord
@@ -178,18 +176,7 @@ class MlflowModelReader:
         rec.repo, rec.line = self._grouping(exp_dir, meta)
         if meta.get("source_run_id"):
             rec.params[SOURCE_RUN_PARAM] = str(meta["source_run_id"])
-        for rel in files.get("params", []):
-            try:
-                rec.params[rel[len("params/"):]] = param_value(load_text(os.path.join(path, rel)))
-            except MetaError as exc:
-                rec.add_error(f"param {exc}")
-        tags: dict[str, str] = {}
-        for rel in files.get("tags", []):
-            try:
-                tags[rel[len("tags/"):]] = load_text(os.path.join(path, rel))
-            except MetaError as exc:
-                rec.add_error(f"tag {exc}")
-        rec.tags = tag_list(tags)
+        read_params_and_tags(rec, path, files)
         for rel in files.get("metrics", []):
             name = rel[len("metrics/"):]
             try:
