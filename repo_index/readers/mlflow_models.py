@@ -155,7 +155,8 @@ class MlflowModelReader:
         exp_dir = os.path.dirname(models_dir)
         mlruns = os.path.dirname(exp_dir)
         rec = ModelRecord(path=path, format=self.format, name=os.path.basename(path), source_id=os.path.basename(path))
-        files = {sub: _files_under(path, sub) for sub in ("params", "metrics", "tags") if sub in place.names}
+        files: dict[str, list[str]] = {sub: _files_under(path, sub) for sub in ("params", "metrics", "tags")
+                                       if sub in place.names}
         rec.meta_files = ["meta.yaml", *(f for sub in ("params", "metrics", "tags") for f in files.get(sub, [])),
                           "../../meta.yaml", f"../../../{MODELS}"]
         meta: dict = {}
