@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 from mlrepo.errors import UsageError
@@ -33,6 +33,9 @@ from mlrepo.repo_index.table import (
     public_names,
 )
 
+if TYPE_CHECKING:
+    from mlrepo.repo_index.remote.index import RemoteStats
+
 log = logging.getLogger(__name__)
 
 
@@ -50,6 +53,7 @@ class ScanStats:
     # what the cache keeps beside the table (searched folders' mtimes, store files), for the live updater
     skeleton: dict[str, int] = field(default_factory=dict)
     stores: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
+    remote: RemoteStats | None = None  # a remote root's requests (repo_index.remote)
 
 
 class Index:
@@ -129,8 +133,9 @@ def with_tag_columns(frame: pl.DataFrame) -> pl.DataFrame:
 def _with_pins(root: str, public: pl.DataFrame) -> pl.DataFrame:
     """Pinned models (mlrepo's own state, ``pins``) carry the tag ``pinned``."""
     from mlrepo.repo_index.pins import TAG, pinned_ids
+    from mlrepo.repo_index.remote.location import is_url
 
-    ids = pinned_ids(root)
+    ids = set() if is_url(root) else pinned_ids(root)  # pins of a remote root: not kept yet
     if not ids or "tags" not in public.columns:
         return public
     return public.with_columns(pl.when(pl.col("id").is_in(list(ids)))
@@ -253,9 +258,10 @@ def find_model(index: Index, ref: str) -> dict[str, object]:
     folder (an MLflow run id, ``version_3``), or its id in a store (the run id of an mlflow.db run). Raises
     UsageError naming the choices."""
     from mlrepo.errors import UsageError
+    from mlrepo.repo_index.remote.location import is_url
 
     df = index.df.with_columns(index.raw["_source_id"])  # same row order: df is made from raw
-    path = os.path.abspath(os.path.expanduser(ref))
+    path = ref.rstrip("/") if is_url(ref) else os.path.abspath(os.path.expanduser(ref))
     label = pl.concat_str([pl.col("repo"), pl.col("line"), pl.col("name")], separator="/", ignore_nulls=True)
     tail = "/".join(p for p in ref.strip("/").split("/") if p not in ("", "—", "-"))
     tries = [pl.col("path") == path]

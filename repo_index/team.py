@@ -27,6 +27,7 @@ import orjson
 import polars as pl
 from mlrepo.errors import FailedError, UsageError
 from mlrepo.repo_index.filtering import compile_where
+from mlrepo.repo_index.remote.location import is_url
 from mlrepo.repo_index.rows import MetricInfo, merge_info
 from mlrepo.repo_index.table import BASE_COLUMNS, SOURCE_COLUMNS
 
@@ -176,7 +177,7 @@ def publish(df: pl.DataFrame, metrics: Mapping[str, MetricInfo], root: str, url:
     location = table_url(url)
     options = storage_options(location)
     host = host or this_host()
-    root = os.path.realpath(root)
+    root = root if is_url(root) else os.path.realpath(root)
     rows = _numbers_as_float(publishable(df, metrics, host, root, datetime.now(timezone.utc)))
     predicate = f"host = {_quote(host)} AND root = {_quote(root)}"
     for attempt in range(1, max_attempts + 1):

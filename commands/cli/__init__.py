@@ -56,7 +56,7 @@ def _source(root: str | None, yes: bool, index_url: str | None, where_expr: str 
     """The index of ROOT, or with ``--index URL`` the published team index: the rows ``where_expr`` selects (the
     first ``limit`` of them when given), read with both pushed into the scan."""
     if index_url is None:
-        return load(get_root(root, yes))
+        return load(get_root(root, yes, remote=True))
     if root is not None:
         raise UsageError("give ROOT or --index URL, not both")
     from mlrepo.repo_index.team import open_team
@@ -173,7 +173,7 @@ def cli(ctx: click.Context, color: str | None, quiet: bool) -> None:
 @format_opt(choices=("table", "json"))
 def index(root: str | None, yes: bool, rebuild: bool, publish_url: str | None, fmt: str) -> None:
     """Build or refresh the index cache; print the models found, by format."""
-    idx = load(get_root(root, yes), rebuild)
+    idx = load(get_root(root, yes, remote=True), rebuild)
     bad = idx.unreadable()
     if fmt == "json":
         from mlrepo.repo_index.schema import stamped
@@ -181,7 +181,10 @@ def index(root: str | None, yes: bool, rebuild: bool, publish_url: str | None, f
         _print_json(stamped({
             "root": idx.root, "models": len(idx), "by_format": dict(sorted(idx.counts_by_format().items())),
             "unreadable": bad.to_dicts(), "skipped": [{"path": p, "reason": why} for p, why in idx.stats.skipped],
-            "read": idx.stats.read, "unchanged": idx.stats.reused, "seconds": round(idx.stats.seconds, 3)}))
+            "read": idx.stats.read, "unchanged": idx.stats.reused, "seconds": round(idx.stats.seconds, 3),
+            **({"requests": {"list": idx.stats.remote.lists, "get": idx.stats.remote.gets,
+                             "bytes_read": idx.stats.remote.bytes_read, "objects": idx.stats.remote.objects}}
+               if idx.stats.remote else {})}))
         return
     by_format = ", ".join(f"{fmt} {n}" for fmt, n in sorted(idx.counts_by_format().items()))
     click.echo(f"{len(idx)} models ({by_format or 'none'}) under {idx.root}")
@@ -191,6 +194,8 @@ def index(root: str | None, yes: bool, rebuild: bool, publish_url: str | None, f
     for path, why in idx.stats.skipped:
         err.print(visible(f"  skipped {path}: {why}"), markup=False)
     click.echo(f"read {idx.stats.read}, unchanged {idx.stats.reused}, {idx.stats.seconds:.2f} s")
+    if idx.stats.remote:
+        click.echo(idx.stats.remote.describe())
     if publish_url:
         from mlrepo.repo_index.team import publish
 
@@ -311,7 +316,7 @@ def _models(args: tuple[str, ...], root_opt: str | None, n_models: int, yes: boo
     else:
         what = "MODEL" if n_models == 1 else "MODEL_A MODEL_B"
         raise UsageError(f"give [ROOT] {what}" + (" (ROOT once: as an argument or --root)" if root_opt else ""))
-    root = get_root(given, yes, source)
+    root = get_root(given, yes, source, remote=True)
     check_refs_inside(root, refs)
     idx = load(root)
     return idx, [find_model(idx, ref) for ref in refs]
@@ -378,7 +383,7 @@ def history(root: str | None, yes: bool, line_ref: str | None, metric: str | Non
     from mlrepo.repo_index.columns import resolve_metric
     from mlrepo.repo_index.filtering import where
 
-    idx = load(get_root(root, yes))
+    idx = load(get_root(root, yes, remote=True))
     frame = where(idx.df, where_expr, idx.metrics)
     if line_ref:
         repo, _, line = line_ref.rpartition("/")

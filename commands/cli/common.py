@@ -15,6 +15,8 @@ import click
 from mlrepo.commands.cli import complete
 from mlrepo.commands.cli.config import Value
 from mlrepo.commands.cli.roots import Root, check_whole, resolve_root
+from mlrepo.errors import UsageError
+from mlrepo.repo_index.remote.location import is_url
 
 if TYPE_CHECKING:
     from mlrepo.repo_index import Index
@@ -50,12 +52,19 @@ def root_argument(with_yes: bool = True) -> Callable:
     return decorate
 
 
-def get_root(given: str | None, yes: bool, source: str = "the ROOT argument") -> Root:
-    """ROOT resolved (argument, MLREPO_ROOT, config, current folder) and checked, before anything is read."""
+def get_root(given: str | None, yes: bool, source: str = "the ROOT argument", remote: bool = False) -> Root:
+    """ROOT resolved (argument, MLREPO_ROOT, config, current folder) and checked, before anything is read.
+    A URL (``s3://…``) is a remote root: accepted only by the commands that read (``remote=True``)."""
     configured = state().values.get("root")
     config_root = (Root(str(configured.value), f"root in {configured.source}")
                    if configured is not None and configured.source != "MLREPO_ROOT" else None)
     root = resolve_root(given, source, config_root)
+    if is_url(root.path):
+        if not remote:
+            ctx = click.get_current_context(silent=True)
+            raise UsageError(f"{root.path}: `mlrepo {ctx.info_name if ctx else 'this command'}` does not work on "
+                             "remote roots yet (index, ls, best, show, diff, history, du, export and tui do)")
+        return root
     check_whole(root, yes)
     return root
 
@@ -91,9 +100,13 @@ def _progress(root: Root) -> Iterator[None]:
 def load(root: Root, rebuild: bool = False, write: bool = True) -> Index:
     """The index of ROOT; ``write=False`` (dry runs) leaves nothing behind, not even a cache."""
     from mlrepo.repo_index import open_index
+    from mlrepo.repo_index.remote import open_remote_index
 
     with _progress(root):
-        idx = open_index(root.path, rebuild=rebuild, write_cache=write)
+        if is_url(root.path):
+            idx = open_remote_index(root.path, rebuild=rebuild)
+        else:
+            idx = open_index(root.path, rebuild=rebuild, write_cache=write)
     if write:
         complete.save_names(idx.root, idx.df.columns, [c.removeprefix("metrics.") for c in idx.metric_columns],
                             idx.df["id"].to_list())

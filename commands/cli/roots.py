@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mlrepo.errors import UsageError
+from mlrepo.repo_index.remote.location import is_url, parse_url
 
 ENV = "MLREPO_ROOT"
 SYSTEM_FOLDERS = frozenset({
@@ -47,6 +48,8 @@ def resolve_root(given: str | None, source: str = "the ROOT argument", config_ro
 def _checked(given: str, source: str) -> Root:
     if not given.strip():
         raise UsageError(f"ROOT is empty ({source}): give a folder, or leave ROOT out for the current folder")
+    if is_url(given):  # a remote root (s3://, gs://, az://): checked when it is listed
+        return Root(parse_url(given).url, source)
     path = os.path.abspath(os.path.expanduser(given))
     if not os.path.exists(path):
         raise UsageError(f"{given}: no such folder ({source})")
@@ -85,6 +88,8 @@ def looks_like_path(ref: str) -> bool:
 
 def check_refs_inside(root: Root, refs: Sequence[str]) -> None:
     """A model named by a path outside ROOT is a usage error before anything is indexed."""
+    if is_url(root.path):  # models of a remote root are named by id, label or URL, never by a local path
+        return
     for ref in refs:
         if not looks_like_path(ref):
             continue
@@ -101,6 +106,8 @@ def split_root(args: Sequence[str], selecting: bool) -> tuple[str | None, list[s
     if not args:
         return None, []
     first, rest = args[0], list(args[1:])
+    if is_url(first):  # a remote ROOT: the command says whether it works on one
+        return first, rest
     if selecting and not rest and (looks_like_path(first) or os.path.isdir(first)):
         return first, []  # `restore /typo --all`: a ROOT that is checked, never a model that is searched for
     if os.path.isdir(first) and (selecting or rest):

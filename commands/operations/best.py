@@ -7,6 +7,7 @@ import os
 
 import polars as pl
 from mlrepo.commands.operations.guards import UNFINISHED
+from mlrepo.repo_index.remote.location import is_url
 
 FAILED = ("failed", "killed")
 
@@ -23,7 +24,7 @@ def missing_folder(row: dict) -> str | None:
     """Why the model's path cannot be handed to a script (None when it is an existing folder)."""
     path = str(row.get("path") or "")
     label = "/".join(str(row[k]) for k in ("repo", "line", "name") if row.get(k))
-    if path and os.path.isdir(path):
+    if path and (is_url(path) or os.path.isdir(path)):  # a remote model exists: it was just listed
         return None
     if row.get("status") in ("archived", "trashed"):
         return f"{label} ({row['id']}) is {row['status']}: `mlrepo restore {row['id']}` brings its folder back"
