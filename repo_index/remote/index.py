@@ -83,8 +83,9 @@ def open_remote_index(url: str, *, rebuild: bool = False) -> Index:
     remote = open_remote(url)
     listing = list_root(remote)
     mirror = Mirror(remote.url)
-    synced = mirror.sync(remote, listing, rebuild)
-    local = open_index(mirror.tree, rebuild=rebuild)
+    with mirror.locked():
+        synced = mirror.sync(remote, listing, rebuild)
+        local = open_index(mirror.tree, rebuild=rebuild)
     raw = as_remote(local, mirror.tree, remote, synced.sizes)
     stats = local.stats
     stats.skipped = [*listing.skipped, *synced.skipped,

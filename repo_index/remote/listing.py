@@ -2,9 +2,9 @@
 
 The first levels are listed with a delimiter (one request per 1,000 entries, like ``ls``) until there are enough
 sub-prefixes to share between workers; each of those is then listed whole (all levels, page after page) in a thread
-pool. A key the client cannot represent (object_store refuses control characters in keys) stops only the listing of
-its own prefix: that prefix is split again by delimiter, and only the smallest part that still fails is reported as
-skipped, with the reason.
+pool. A key the client cannot represent (object_store refuses control characters, empty, ``.`` and ``..``
+segments) makes the folder that holds it unlistable: that folder is reported as skipped, and everything around it is
+listed (see ``_whole``).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class RemoteObject:
 @dataclass
 class Listing:
     objects: list[RemoteObject] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (url, why) of prefixes that could not be listed
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (url, why) of keys that could not be listed
 
 
 def _objects(root: RemoteRoot, metas: list[dict]) -> list[RemoteObject]:
@@ -49,55 +49,81 @@ def _objects(root: RemoteRoot, metas: list[dict]) -> list[RemoteObject]:
     return out
 
 
+def refused_folder(key: str) -> str:
+    """The folder (key prefix) holding ``key``'s first name that object_store refuses: ASCII control characters,
+    empty, ``.`` and ``..`` segments."""
+    parts = key.split("/")
+    for i, part in enumerate(parts):
+        if part in ("", ".", "..") or any(ord(c) < 0x20 or c == "\x7f" for c in part):
+            return "/".join(parts[:i])
+    return "/".join(parts[:-1])
+
+
 def _whole(root: RemoteRoot, prefix: str, listing: Listing) -> list[RemoteObject]:
-    """Every object under ``prefix``; on a key the client refuses, the prefix is split by delimiter instead."""
-    try:
-        return _objects(root, root.list_all(prefix))
-    except RemoteError as exc:
-        if not exc.invalid_path:
-            raise
+    """Every object under ``prefix``. When the client refuses a key, the listing goes around the folder that holds
+    the refused name: down to it by delimiter listings, every other branch listed whole; that one folder is
+    reported as skipped (its page of the listing cannot be read, so none of its entries can be trusted)."""
+    metas, failed = root.list_from(prefix)
+    if failed is None:
+        return _objects(root, metas)
+    if failed.bad_key is None:
+        raise failed
+    folder = refused_folder(failed.bad_key)
+    if folder != prefix and not folder.startswith(prefix + "/" if prefix else ""):
+        raise failed
+    found: list[RemoteObject] = []
+    level = prefix
+    while level != folder:
+        subs, metas, refused = _level(root, level)
+        if refused:  # another refused name higher up: this level is the one skipped
+            folder = level
+            break
+        found.extend(_objects(root, metas))
+        down = next((s for s in subs if folder == s or folder.startswith(s + "/")), None)
+        for sub in subs:
+            if sub != down:
+                found.extend(_whole(root, sub, listing))
+        if down is None:
+            return found
+        level = down
+    shown = failed.bad_key[len(folder):].lstrip("/").split("/", 1)[0]
+    listing.skipped.append((root.location.url_of_key(folder) if folder else root.location.url,
+                            f"holds a name object_store refuses ({shown!r}: control characters, empty, '.' or '..'"
+                            " segments); nothing in this folder is indexed"))
+    return found
+
+
+def _level(root: RemoteRoot, prefix: str) -> tuple[list[str], list[dict], bool]:
+    """One delimiter level; on a refused name, the prefix is to be listed whole instead (third item True)."""
     try:
         subs, metas = root.list_dir(prefix)
     except RemoteError as exc:
         if not exc.invalid_path:
             raise
-        listing.skipped.append((root.location.url_of_key(prefix), _reason(exc)))
-        return []
-    found = _objects(root, metas)
-    for sub in subs:
-        found.extend(_whole(root, sub, listing))
-    return found
-
-
-def _reason(exc: RemoteError) -> str:
-    return str(exc).split(": ", 1)[-1]
-
-
-def _level(root: RemoteRoot, prefix: str, listing: Listing) -> tuple[list[str], list[dict]]:
-    try:
-        return root.list_dir(prefix)
-    except RemoteError as exc:
-        if not exc.invalid_path:
-            raise
-        listing.skipped.append((root.location.url_of_key(prefix), _reason(exc)))
-        return [], []
+        return [], [], True
+    return subs, metas, False
 
 
 def list_root(root: RemoteRoot, workers: int = WORKERS) -> Listing:
     """Every object under the root prefix, as a Listing; request counts go to ``root.requests``."""
     listing = Listing()
     frontier = [root.prefix]
+    whole: list[str] = []
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlrepo-list") as pool:
         for _depth in range(MAX_LEVELS):
             if len(frontier) >= FANOUT:
                 break
-            levels = list(pool.map(lambda p: _level(root, p, listing), frontier))
-            frontier = [sub for subs, _ in levels for sub in subs]
-            for _, metas in levels:
+            levels = list(pool.map(lambda p: _level(root, p), frontier))
+            next_frontier = []
+            for prefix, (subs, metas, refused) in zip(frontier, levels, strict=True):
+                if refused:
+                    whole.append(prefix)
+                next_frontier.extend(subs)
                 listing.objects.extend(_objects(root, metas))
+            frontier = next_frontier
             if not frontier:
                 break
-        for part in pool.map(lambda p: _whole(root, p, listing), frontier):
+        for part in pool.map(lambda p: _whole(root, p, listing), [*frontier, *whole]):
             listing.objects.extend(part)
     listing.objects.sort(key=lambda o: o.rel)
     return listing

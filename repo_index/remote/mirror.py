@@ -21,7 +21,9 @@ import os
 import shutil
 import tempfile
 import zlib
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import orjson
@@ -110,7 +112,9 @@ class Mirror:
     def __init__(self, url: str, base: str | None = None) -> None:
         self.url = url
         self.base = base or mirror_dir(url)
-        self.tree = os.path.join(self.base, "tree")
+        # named as the root's own last segment: readers that name a row after the root folder (DVC) see its name
+        name = url.rstrip("/").rsplit("/", 1)[-1]
+        self.tree = os.path.join(self.base, "tree", name if unsafe(name) is None else "root")
         self.manifest_path = os.path.join(self.base, "manifest.parquet")
         self.state_path = os.path.join(self.base, "state.json")
 
@@ -138,13 +142,16 @@ class Mirror:
         atomic_write(self.state_path, lambda fh: fh.write(orjson.dumps({"url": self.url, "generation": generation})))
 
     # -- the sync ----------------------------------------------------------------------------------------
-    def sync(self, root: RemoteRoot, listing: Listing, rebuild: bool = False) -> SyncResult:
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """One process at a time syncs and scans this mirror (another waits, then finds it up to date)."""
         os.makedirs(self.tree, exist_ok=True)
         with open(os.path.join(self.base, "lock"), "a+b") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            return self._sync(root, listing, rebuild)
+            yield
 
-    def _sync(self, root: RemoteRoot, listing: Listing, rebuild: bool) -> SyncResult:
+    def sync(self, root: RemoteRoot, listing: Listing, rebuild: bool = False) -> SyncResult:
+        """Bring ``tree/`` to what ``listing`` says (call it inside ``locked``)."""
         result = SyncResult()
         old, generation = self.load()
         if rebuild:

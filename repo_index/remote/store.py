@@ -94,6 +94,20 @@ class RemoteRoot:
         self.requests.listed(len(objects))
         return objects
 
+    def list_from(self, prefix: str) -> tuple[list[dict], RemoteError | None]:
+        """Every object under ``prefix`` as far as the listing got: the objects listed and the error that
+        stopped it (None when it ran to the end; ``bad_key`` on it names a key the client refused)."""
+        obs = obstore_module()
+        objects: list[dict] = []
+        failed = None
+        try:
+            for chunk in obs.list(self.store, prefix or None, chunk_size=PAGE):
+                objects.extend(chunk)
+        except Exception as exc:
+            failed = remote_error(self.location, exc)
+        self.requests.listed(len(objects) + (failed is not None))
+        return objects, failed
+
     def get(self, key: str) -> bytes:
         obs = obstore_module()
         try:
@@ -108,6 +122,7 @@ class RemoteError(FailedError):
     """A request to the object store failed; the message is one line that says where and why."""
 
     invalid_path: bool = False
+    bad_key: str | None = None  # the key the client refused, when it says which
 
 
 def remote_error(location: Location, exc: BaseException, key: str | None = None) -> RemoteError:
@@ -115,12 +130,15 @@ def remote_error(location: Location, exc: BaseException, key: str | None = None)
     name = type(exc).__name__
     text = next((line.strip() for line in str(exc).splitlines() if line.strip()), name)
     where = f"{location.scheme}://{location.bucket}/{key}" if key else location.url
-    low = text.lower()
+    low = str(exc).lower()
     if name == "InvalidPathError":
-        why = f"a key there is not a valid object path ({text[:200]})"
-    elif name in ("PermissionDeniedError", "UnauthenticatedError") or "access denied" in low or "403" in low:
+        why = "a key there is not a valid object path (object_store refuses control characters, empty, '.' and "\
+              "'..' segments)"
+    elif name in ("PermissionDeniedError", "UnauthenticatedError") or any(
+            word in low for word in ("accessdenied", "access denied", "403 forbidden", "signaturedoesnotmatch",
+                                     "invalidaccesskeyid", "401 unauthorized")):
         why = "access denied: check the credentials (" + _credential_vars(location) + ")"
-    elif name == "NotFoundError" or "nosuchbucket" in low.replace(" ", ""):
+    elif isinstance(exc, FileNotFoundError) or "nosuchbucket" in low or "404 not found" in low:
         why = "not found (no such bucket or key)"
     elif "connect" in low or "dns" in low or "timed out" in low or "error sending request" in low:
         why = "the object store cannot be reached (" + _endpoint_hint(location) + ")"
@@ -128,7 +146,15 @@ def remote_error(location: Location, exc: BaseException, key: str | None = None)
         why = text[:300]
     error = RemoteError(f"{where}: {why}")
     error.invalid_path = name == "InvalidPathError"
+    if error.invalid_path:  # object_store: Error parsing Path "<key>": Encountered illegal character sequence …
+        full = str(exc)
+        start, end = full.find(_BAD_KEY[0]), full.find(_BAD_KEY[1])
+        if 0 <= start < end:
+            error.bad_key = full[start + len(_BAD_KEY[0]):end]
     return error
+
+
+_BAD_KEY = ('Error parsing Path "', '": ')
 
 
 def _credential_vars(location: Location) -> str:
@@ -157,19 +183,20 @@ def build_store(location: Location, env: Mapping[str, str] = os.environ) -> Any:
     obstore_module()
     from obstore.store import AzureStore, GCSStore, S3Store
 
-    options = {"client_options": _client_options(location, env), "retry_config": RETRY}
+    client: Any = _client_options(location, env)
+    retry: Any = RETRY
     try:
         if location.scheme == "s3":
-            config: dict[str, Any] = {}
+            config: Any = {}
             endpoint = env.get("AWS_ENDPOINT_URL_S3")
             if endpoint:  # the S3-specific variable boto3 honours; object_store reads AWS_ENDPOINT_URL itself
                 config["endpoint"] = endpoint
             if not (env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")):
                 config["region"] = "us-east-1"
-            return S3Store(location.bucket, config=config or None, **options)
+            return S3Store(location.bucket, config=config or None, client_options=client, retry_config=retry)
         if location.scheme == "gs":
-            return GCSStore(location.bucket, **options)
-        return AzureStore(location.bucket, **options)
+            return GCSStore(location.bucket, client_options=client, retry_config=retry)
+        return AzureStore(location.bucket, client_options=client, retry_config=retry)
     except Exception as exc:  # a bad setting in the environment: say which store and why, in one line
         text = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
         raise FailedError(f"{location.url}: cannot set up the {location.scheme} client ({text[:300]}); "
