@@ -239,6 +239,10 @@ class TeamIndex:
     def param_columns(self) -> list[str]:
         return [c for c in self.df.columns if c.startswith("params.")]
 
+    def unreadable(self) -> pl.DataFrame:
+        """Rows whose metadata could not be read fully on the machine that published them (the TUI says so)."""
+        return self.df.filter(pl.col("error").is_not_null()).select("id", "path", "format", "error")
+
 
 def scan(url: str) -> pl.LazyFrame:
     """The table at ``url`` as a lazy frame (nothing but the Delta log is read yet)."""

@@ -263,3 +263,44 @@ def test_without_obstore_the_message_names_the_extra(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.strip() == ("mlrepo: error: remote roots need the obstore package: pip install 'mlrepo[s3]' "
                                    "(or mlrepo[gcs], mlrepo[azure])")
+
+
+async def _until(pilot, condition, what: str) -> None:
+    for _ in range(3000):  # a bound for a stuck app, polled between the app's message rounds
+        if condition():
+            return
+        await pilot.pause(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.parametrize("kind", ["remote-root", "team-index"])
+async def test_the_tui_opens_a_bucket_or_a_team_index_read_only(kind, s3_env, uploaded, tmp_path):
+    from mlrepo.repo_index.remote import open_remote_index
+    from mlrepo.tui.app import MlrepoApp
+
+    url, local, _ = uploaded
+    if kind == "remote-root":
+        source, where = (lambda: open_remote_index(url)), url
+    else:
+        pytest.importorskip("deltalake")
+        from mlrepo.repo_index import open_index
+        from mlrepo.repo_index.team import open_team, publish
+
+        idx = open_index(local)
+        where = str(tmp_path / "team")
+        publish(idx.df, idx.metrics, idx.root, where, host="m1")
+        source = lambda: open_team(where)  # noqa: E731
+    app = MlrepoApp(where, source=source)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await _until(pilot, lambda: app.checked and app.frame is not None, "the index loaded")
+        assert str(app.query_one("#status").render()).startswith(f"{len(app.index)} models")
+        assert len(app.index) > 60 and app.live is None
+        shown = app.index.df.height
+        await pilot.press("space", "x")  # mark, then trash: refused, the index is as it was
+        await _until(pilot, lambda: any("read-only" in str(n.message) for n in app._notifications),
+                     "the read-only notice")
+        assert app.index.df.height == shown and len(app.screen_stack) == 1
+        await pilot.press("p")
+    picked = app.return_value
+    assert picked is not None and (picked.startswith(url + "/") if kind == "remote-root"
+                                   else picked.startswith(str(local)))
