@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from mlrepo.repo_index.remote.store import RemoteError, RemoteRoot
 
 #: enough prefixes to keep the workers busy; delimiter levels stop there
-FANOUT = 32
-MAX_LEVELS = 3
+FANOUT = 16
+MAX_PREFIXES = 256
+MAX_LEVELS = 4
 WORKERS = 8
 
 
@@ -105,7 +106,11 @@ def _level(root: RemoteRoot, prefix: str) -> tuple[list[str], list[dict], bool]:
 
 
 def list_root(root: RemoteRoot, workers: int = WORKERS) -> Listing:
-    """Every object under the root prefix, as a Listing; request counts go to ``root.requests``."""
+    """Every object under the root prefix, as a Listing; request counts go to ``root.requests``.
+
+    A level is descended only while there are fewer prefixes than ``FANOUT``, and its sub-prefixes are taken only
+    when there are at most ``MAX_PREFIXES`` of them: listing 2,000 model folders one by one costs 2,000 requests,
+    listing their 10 parents whole costs 10 (a page holds 1,000 keys)."""
     listing = Listing()
     frontier = [root.prefix]
     whole: list[str] = []
@@ -114,13 +119,14 @@ def list_root(root: RemoteRoot, workers: int = WORKERS) -> Listing:
             if len(frontier) >= FANOUT:
                 break
             levels = list(pool.map(lambda p: _level(root, p), frontier))
-            next_frontier = []
-            for prefix, (subs, metas, refused) in zip(frontier, levels, strict=True):
+            subs = [sub for found, _, _ in levels for sub in found]
+            if len(subs) > MAX_PREFIXES:  # too many small prefixes: list this level's prefixes whole instead
+                break
+            for prefix, (_, metas, refused) in zip(frontier, levels, strict=True):
                 if refused:
                     whole.append(prefix)
-                next_frontier.extend(subs)
                 listing.objects.extend(_objects(root, metas))
-            frontier = next_frontier
+            frontier = subs
             if not frontier:
                 break
         for part in pool.map(lambda p: _whole(root, p, listing), [*frontier, *whole]):

@@ -13,8 +13,6 @@ from mlrepo.errors import UsageError
 Scheme = Literal["s3", "gs", "az"]
 #: URL schemes and the store each is read through (``s3a`` as Hadoop writes it, ``abfs``/``abfss`` as Azure does)
 SCHEMES: dict[str, Scheme] = {"s3": "s3", "s3a": "s3", "gs": "gs", "az": "az", "abfs": "az", "abfss": "az"}
-#: the extra that installs the client for each store (all three are obstore; the names say what they are for)
-EXTRAS: dict[Scheme, str] = {"s3": "s3", "gs": "gcs", "az": "azure"}
 
 
 def is_url(text: str) -> bool:

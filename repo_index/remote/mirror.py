@@ -33,7 +33,7 @@ from mlrepo.repo_index.cache import CACHE_ENV, atomic_write
 from mlrepo.repo_index.readers.binfile import MAX_LOG_BYTES
 from mlrepo.repo_index.readers.parsing import MAX_META_BYTES
 from mlrepo.repo_index.remote.listing import Listing, RemoteObject
-from mlrepo.repo_index.remote.store import RemoteRoot
+from mlrepo.repo_index.remote.store import RemoteError, RemoteRoot
 from mlrepo.repo_index.scanner import SKIP_DIRS
 
 #: never downloaded, whatever their size: weights, checkpoints, archives, data and media
@@ -45,7 +45,7 @@ PAYLOAD_SUFFIXES = frozenset({
 })
 MAX_NAME_BYTES = 255  # one path segment, as Linux and macOS file systems allow
 MAX_PATH_BYTES = 3000  # the whole relative path, well inside PATH_MAX with the cache folder before it
-GET_WORKERS = 16
+GET_WORKERS = 32
 
 
 def is_log(name: str) -> bool:
@@ -154,8 +154,10 @@ class Mirror:
         """Bring ``tree/`` to what ``listing`` says (call it inside ``locked``)."""
         result = SyncResult()
         old, generation = self.load()
-        if rebuild:
+        if rebuild:  # every object fetched again, into an empty tree
             old = {}
+            shutil.rmtree(self.tree)
+            os.makedirs(self.tree)
         generation += 1
         objects: dict[str, RemoteObject] = {}
         for obj in listing.objects:
@@ -194,11 +196,19 @@ class Mirror:
                 entries[rel] = Entry(obj.etag, obj.size, _mtime(obj), False)
                 result.placeholders += 1
 
-        def fetch(obj: RemoteObject) -> tuple[RemoteObject, bytes]:
-            return obj, root.get(root.location.key(obj.rel))
+        def fetch(obj: RemoteObject) -> tuple[RemoteObject, bytes | None]:
+            try:
+                return obj, root.get(root.location.key(obj.rel))
+            except RemoteError as exc:
+                if exc.gone:  # deleted since the listing: as if it had not been listed
+                    return obj, None
+                raise
 
         with ThreadPoolExecutor(max_workers=GET_WORKERS, thread_name_prefix="mlrepo-get") as pool:
             for obj, data in pool.map(fetch, to_get):
+                if data is None:
+                    result.sizes.pop(obj.rel, None)
+                    continue
                 self._write(obj.rel, data, obj, touched)
                 entries[obj.rel] = Entry(obj.etag, obj.size, _mtime(obj), True)
                 result.fetched += 1

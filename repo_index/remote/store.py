@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from mlrepo.errors import FailedError
-from mlrepo.repo_index.remote.location import EXTRAS, Location, parse_url
+from mlrepo.repo_index.remote.location import Location, parse_url
 
 #: keys per LIST response: S3's ListObjectsV2 (and GCS, Azure) return at most 1,000 entries a page
 PAGE = 1000
@@ -123,6 +123,7 @@ class RemoteError(FailedError):
 
     invalid_path: bool = False
     bad_key: str | None = None  # the key the client refused, when it says which
+    gone: bool = False  # the object (or bucket) does not exist
 
 
 def remote_error(location: Location, exc: BaseException, key: str | None = None) -> RemoteError:
@@ -146,6 +147,7 @@ def remote_error(location: Location, exc: BaseException, key: str | None = None)
         why = text[:300]
     error = RemoteError(f"{where}: {why}")
     error.invalid_path = name == "InvalidPathError"
+    error.gone = isinstance(exc, FileNotFoundError)
     if error.invalid_path:  # object_store: Error parsing Path "<key>": Encountered illegal character sequence …
         full = str(exc)
         start, end = full.find(_BAD_KEY[0]), full.find(_BAD_KEY[1])
@@ -173,8 +175,12 @@ def _endpoint_hint(location: Location, env: Mapping[str, str] = os.environ) -> s
 def _client_options(location: Location, env: Mapping[str, str]) -> dict[str, Any]:
     options: dict[str, Any] = dict(TIMEOUTS)
     endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or ""
-    if location.scheme == "s3" and endpoint.startswith("http://") and "AWS_ALLOW_HTTP" not in env:
-        options["allow_http"] = True  # a local MinIO or SeaweedFS the user named; object_store refuses http:// else
+    if location.scheme == "s3":  # given options replace object_store's own reading of AWS_ALLOW_HTTP: read here
+        allow = env.get("AWS_ALLOW_HTTP")
+        if allow is not None:
+            options["allow_http"] = allow.strip().lower() in ("1", "true", "yes", "on")
+        elif endpoint.startswith("http://"):  # a local MinIO or SeaweedFS the user named; refused by default else
+            options["allow_http"] = True
     return options
 
 
@@ -200,7 +206,7 @@ def build_store(location: Location, env: Mapping[str, str] = os.environ) -> Any:
     except Exception as exc:  # a bad setting in the environment: say which store and why, in one line
         text = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
         raise FailedError(f"{location.url}: cannot set up the {location.scheme} client ({text[:300]}); "
-                          f"pip install 'mlrepo[{EXTRAS[location.scheme]}]' provides it") from None
+                          f"check {_credential_vars(location)}") from None
 
 
 def open_remote(url: str) -> RemoteRoot:
