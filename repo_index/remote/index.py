@@ -34,10 +34,9 @@ class RemoteStats:
     seconds: float
 
     def describe(self) -> str:
-        return (f"{self.objects} objects listed with {self.lists} LIST request{'s' * (self.lists != 1)}; "
-                f"{self.gets} GET{'s' * (self.gets != 1)} ({self.bytes_read:,} bytes), "
-                f"{self.unchanged} objects unchanged, {self.removed} gone, "
-                f"{self.placeholders} large files sized but not downloaded")
+        return (f"{self.lists} LIST and {self.gets} GET request{'s' * (self.gets != 1)} ({self.bytes_read:,} "
+                f"bytes) for {self.objects} objects: {self.fetched} fetched, {self.placeholders} large ones sized "
+                f"without a download, {self.unchanged} unchanged, {self.removed} gone")
 
 
 def _sizes(rels: list[str], sizes: dict[str, int]) -> tuple[list[int], list[int]]:
