@@ -30,6 +30,7 @@ from mlrepo.commands.operations.remote_execute import (  # noqa: E402
     restore_remote,
 )
 from mlrepo.commands.operations.remote_plan import plan_remote_removal  # noqa: E402
+from mlrepo.errors import Busy  # noqa: E402
 
 CASCADE = FIXTURES / "cascade"
 MODELS = ["cascade-0.18/tabular/rf_baseline/00000", "cascade-0.12/logreg/00001", "cascade-0.7/ridge/00002"]
@@ -297,16 +298,31 @@ def whole_once(world: World, deleted_ok: bool = False) -> dict[str, str]:
     return places
 
 
-@pytest.mark.parametrize("op", ["trash", "archive", "delete", "restore-trash", "restore-archive"])
+OPS = ["trash", "archive", "delete", "restore-trash", "restore-archive"]
+
+
+@pytest.mark.parametrize("op", OPS)
 def test_kill_at_every_fault_point_loses_no_model(s3, shared_bucket, tmp_path, op):
     """SIGKILL at each fault point the operation passes (counted by a first, unkilled run), then recovery: every
     model whole in exactly one place, and a restore of everything gives back every key and byte."""
-    models = MODELS[:1]
+    kill_everywhere(s3, shared_bucket, tmp_path, op, MODELS[:1], second_kill=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("op", OPS)
+def test_kill_twice_with_three_models_loses_no_model(s3, shared_bucket, tmp_path, op):
+    """As above with three models, and the recovery itself killed at its first fault point (a crash while
+    recovering from a crash) before a last recovery runs."""
+    kill_everywhere(s3, shared_bucket, tmp_path, op, MODELS, second_kill=True)
+
+
+def kill_everywhere(s3, bucket: str, tmp_path: Path, op: str, models: list[str], second_kill: bool) -> None:
     first = "trash" if op == "restore-trash" else "archive" if op == "restore-archive" else None
     run_op = "restore" if first else op
+    tag = uuid.uuid4().hex[:6]
 
     def fresh(n: int) -> World:
-        world = World(s3, shared_bucket, f"kill-{op}-{n}", models)
+        world = World(s3, bucket, f"kill-{op}-{tag}-{n}", models)
         if first:
             execute_remote(world.root, plan_remote_removal(world.root, models, first))
         return world
@@ -314,14 +330,18 @@ def test_kill_at_every_fault_point_loses_no_model(s3, shared_bucket, tmp_path, o
     log = tmp_path / "points.log"
     assert fresh(0).run(run_op, models, log=log) is None
     points = [line.split(maxsplit=1)[1] for line in log.read_text().splitlines()]
-    assert len(points) >= (2 if op == "delete" else 4), points
-    killed = []
+    assert len(points) >= (2 if op == "delete" else 4) * len(models), points
+    killed, second = [], []
     for k in range(1, len(points) + 1):
         world = fresh(k)
         at = world.run(run_op, models, fault=str(k), marker=tmp_path / "marker")
         assert at == points[k - 1]
         killed.append(at)
         assert f"{world.prefix}/.mlrepo/lock.json" in world.keys()  # it died holding it: the next run takes over
+        if second_kill:
+            again = world.run("recover", fault="1", marker=tmp_path / "marker")
+            if again is not None:
+                second.append(f"{at} -> {again}")
         recover_remote(world.root)
         places = whole_once(world, deleted_ok=op == "delete")
         if op == "delete":
@@ -331,4 +351,13 @@ def test_kill_at_every_fault_point_loses_no_model(s3, shared_bucket, tmp_path, o
         assert all(o.ok for o in restore_remote(world.root, items).outcomes)
         world.restored_exactly()
     assert len(killed) == len(points)
-    print(f"{op}: killed at {len(killed)} points: {killed}")
+    print(f"{op}: killed at {len(killed)} points, {len(second)} recoveries killed again: {killed} {second}")
+
+
+def test_a_lock_held_from_another_host_is_reported_not_broken(world):
+    lock = f"{world.prefix}/.mlrepo/lock.json"
+    obs.put(world.store, lock, orjson.dumps({"host": "gpu-box-7", "pid": 4242, "since": "2026-01-01T00:00:00"}))
+    with pytest.raises(Busy, match="host gpu-box-7, pid 4242") as caught:
+        execute_remote(world.root, plan_remote_removal(world.root, MODELS[:1], "trash"))
+    assert "delete s3://" in str(caught.value) and lock in world.keys()
+    assert {k: e for k, e in world.keys().items() if not k.startswith(f"{world.prefix}/.mlrepo/")} == world.original

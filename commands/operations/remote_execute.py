@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from mlrepo.commands.operations.execute import Outcome, Report
 from mlrepo.commands.operations.remote_journal import RemoteLock
@@ -24,7 +25,7 @@ from mlrepo.commands.operations.remote_moves import (
     restore_entry,
     trash_model,
 )
-from mlrepo.commands.operations.remote_plan import RemotePlan, restore_cost
+from mlrepo.commands.operations.remote_plan import RemoteDecision, RemotePlan, restore_cost
 from mlrepo.repo_index.rows import model_id
 
 ProgressFn = Callable[[int, int, str], None]  # (models done, models in all, the model's URL)
@@ -64,34 +65,44 @@ def recover_remote(root: RemoteRootLike) -> list[str]:
 def execute_remote(root: RemoteRootLike, plan: RemotePlan, progress: ProgressFn | None = None) -> RemoteReport:
     """Trash, archive or delete the plan's models, one journaled step each."""
     b = Bucket(root)
+    return _run(b, [(d.id, d.url, d.model, partial(_move, b, plan, d)) for d in plan.movable], progress)
+
+
+def _move(b: Bucket, plan: RemotePlan, d: RemoteDecision) -> Outcome:
+    now = b.listing(d.model)
+    if now != d.objects:  # as the plan saw it, right before it moves
+        raise Refused(_changed(d.objects, now))
+    freed, where = d.size_bytes, None
+    if plan.how == "trash":
+        where, freed = b.url_of(trash_model(b, d.model, d.objects)), 0
+    elif plan.how == "archive":
+        key, size = archive_model(b, d.model, d.objects)
+        where, freed = b.url_of(key), d.size_bytes - size
+    else:
+        delete_model(b, d.model, d.objects)
+    action = {"trash": "trashed", "archive": "archived", "delete": "deleted"}[plan.how]
+    return Outcome(d.id, d.url, d.model, True, action, "", where, 0 if plan.versioned else freed)
+
+
+Job = tuple[str, str, str, Callable[[], Outcome]]  # id, URL, label, the step
+
+
+def _run(b: Bucket, jobs: Sequence[Job], progress: ProgressFn | None) -> RemoteReport:
+    """Under the lock: recovery first, then each job; a model's trouble is its outcome, the others go on."""
     report = RemoteReport()
-    chosen = plan.movable
     with RemoteLock(b):
         report.recovered = recover(b)
-        for n, d in enumerate(chosen):
+        for n, (ident, url, label, step) in enumerate(jobs):
             if progress:
-                progress(n, len(chosen), d.url)
+                progress(n, len(jobs), url)
             try:
-                now = b.listing(d.model)
-                if now != d.objects:  # as the plan saw it, right before it moves
-                    raise Refused(_changed(d.objects, now))
-                freed, where = d.size_bytes, None
-                if plan.how == "trash":
-                    where, freed = b.url_of(trash_model(b, d.model, d.objects)), 0
-                elif plan.how == "archive":
-                    key, size = archive_model(b, d.model, d.objects)
-                    where, freed = b.url_of(key), d.size_bytes - size
-                else:
-                    delete_model(b, d.model, d.objects)
-                action = {"trash": "trashed", "archive": "archived", "delete": "deleted"}[plan.how]
-                report.outcomes.append(Outcome(d.id, d.url, d.model, True, action, "", where,
-                                               0 if plan.versioned else freed))
+                report.outcomes.append(step())
             except (Refused, RemoteError, ValueError) as exc:  # ValueError: OddKey, Untrusted
-                report.outcomes.append(Outcome(d.id, d.url, d.model, False, "skipped", str(exc)))
+                report.outcomes.append(Outcome(ident, url, label, False, "skipped", str(exc)))
             except Exception as exc:  # noqa: BLE001 - a request failed: the journal has the rest
-                report.outcomes.append(Outcome(d.id, d.url, d.model, False, "failed", _said(exc)))
+                report.outcomes.append(Outcome(ident, url, label, False, "failed", _said(exc)))
     if progress:
-        progress(len(chosen), len(chosen), "")
+        progress(len(jobs), len(jobs), "")
     report.cost = b.cost
     return report
 
@@ -131,18 +142,8 @@ def restore_remote(root: RemoteRootLike, items: Sequence[RemoteRestoreItem],
                    progress: ProgressFn | None = None) -> RemoteReport:
     """Bring trashed and archived models back to their prefixes, byte for byte."""
     b = Bucket(root)
-    report = RemoteReport()
-    with RemoteLock(b):
-        report.recovered = recover(b)
-        for n, item in enumerate(items):
-            if progress:
-                progress(n, len(items), item.url)
-            try:
-                where = restore_entry(b, item.entry)
-                report.outcomes.append(Outcome(item.id, item.url, item.model, True, "restored", "", where))
-            except (Refused, RemoteError, ValueError) as exc:
-                report.outcomes.append(Outcome(item.id, item.url, item.model, False, "skipped", str(exc)))
-            except Exception as exc:  # noqa: BLE001
-                report.outcomes.append(Outcome(item.id, item.url, item.model, False, "failed", _said(exc)))
-    report.cost = b.cost
-    return report
+
+    def restore(item: RemoteRestoreItem) -> Outcome:
+        return Outcome(item.id, item.url, item.model, True, "restored", "", restore_entry(b, item.entry))
+
+    return _run(b, [(i.id, i.url, i.model, partial(restore, i)) for i in items], progress)

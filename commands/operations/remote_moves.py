@@ -97,6 +97,15 @@ def _ledger(b: Bucket, step: RemoteStep, kind: str, **fields: object) -> dict:
             "objects": step.record["objects"], "moved_at": now_iso(), **fields}
 
 
+def _drop_originals(step: RemoteStep, op: str, phase: str, **fields: object) -> None:
+    """The model is whole elsewhere: journal the phase that says so, then delete the originals."""
+    step.update(phase=phase, **fields)
+    fault(f"remote-{op}:journal-{phase}")
+    step.bucket.delete([f"{step.model}/{o.rel}" for o in step.objects])
+    fault(f"remote-{op}:deleted")
+    step.done()
+
+
 # -- trash ------------------------------------------------------------------------------------------------------
 def trash_model(b: Bucket, model: str, objects: list[Obj]) -> str:
     """Move the model's objects to the trash prefix; returns its root-relative trash prefix."""
@@ -117,11 +126,7 @@ def trash_model(b: Bucket, model: str, objects: list[Obj]) -> str:
     except BaseException:
         _rollback_trash(b, step)
         raise
-    step.update(phase="deleting", copies=copies)
-    fault("remote-trash:journal-deleting")
-    b.delete([f"{model}/{o.rel}" for o in objects])
-    fault("remote-trash:deleted")
-    step.done()
+    _drop_originals(step, "trash", "deleting", copies=copies)
     return trash_prefix(tid)
 
 
@@ -186,11 +191,7 @@ def archive_model(b: Bucket, model: str, objects: list[Obj]) -> tuple[str, int]:
         if isinstance(exc, (tarzst.ArchiveError, OSError)):
             raise Refused(str(exc)) from None
         raise
-    step.update(phase="archived", sha256=sha)
-    fault("remote-archive:journal-archived")
-    b.delete([f"{model}/{o.rel}" for o in objects])
-    fault("remote-archive:deleted")
-    step.done()
+    _drop_originals(step, "archive", "archived", sha256=sha)
     return archive_key(tid), size
 
 
