@@ -125,7 +125,8 @@ def _said(exc: BaseException) -> str:
 def plan_remote_restore(root: RemoteRootLike, models: Sequence[str] = (), everything: bool = False
                         ) -> tuple[list[RemoteRestoreItem], list[str]]:
     """Trashed and archived models to bring back (``models``: root-relative prefixes; or ``everything``), and one
-    message per ledger entry refused (set aside, never acted on)."""
+    message per ledger entry refused (set aside in ``.mlrepo/rejected/``, never acted on). Call
+    ``recover_remote`` first when a run may have been interrupted: its recovery may change the ledger."""
     b = Bucket(root)
     entries, refused = read_ledger(b)
     wanted = {m.strip("/") for m in models}
