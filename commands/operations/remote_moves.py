@@ -139,6 +139,7 @@ def _rollback_trash(b: Bucket, step: RemoteStep) -> str:
             if b.head(f"{trash_prefix(tid)}/{o.rel}") is None:
                 raise RemoteError(f"{step.model}/{o.rel} is gone and has no copy in the trash")
             _copy_verified(b, f"{trash_prefix(tid)}/{o.rel}", f"{step.model}/{o.rel}", o)
+    fault("remote-trash:rollback")
     b.delete([*(f"{trash_prefix(tid)}/{o.rel}" for o in objects), ledger_key(tid)])
     step.done()
     return f"rolled back the trashing of {b.url_of(step.model)} (its objects were kept)"
@@ -156,6 +157,7 @@ def _finish_trash(b: Bucket, step: RemoteStep) -> str:
         return f"error: {b.url_of(step.model)}: the trash copies of {bad[:3]} are missing or changed; " \
                f"the originals that are left were kept"
     b.put_json(ledger_key(step.tid), _ledger(b, step, "trash", trash=trash_prefix(step.tid), copies=copies))
+    fault("remote-trash:finish")
     b.delete([f"{step.model}/{o.rel}" for o in step.objects])
     step.done()
     return f"finished trashing {b.url_of(step.model)}"
@@ -201,6 +203,7 @@ def _rollback_archive(b: Bucket, step: RemoteStep) -> str:
         step.update(phase="writing", error="objects missing before the archive was confirmed")
         return f"error: {b.url_of(step.model)}: objects went missing while it was being archived; " \
                f"the archive {archive_key(step.tid)} and the journal were kept"
+    fault("remote-archive:rollback")
     b.delete([archive_key(step.tid), ledger_key(step.tid)])
     step.done()
     return f"rolled back the archiving of {b.url_of(step.model)} (its objects were kept)"
@@ -212,6 +215,7 @@ def _finish_archive(b: Bucket, step: RemoteStep) -> str:
         if all(o.rel in here for o in step.objects):
             return _rollback_archive(b, step) + " - its archive was damaged"
         return f"error: {b.url_of(step.model)}: its archive is damaged and some objects are gone; the rest was kept"
+    fault("remote-archive:finish")
     b.delete([f"{step.model}/{o.rel}" for o in step.objects])
     step.done()
     return f"finished archiving {b.url_of(step.model)}"
