@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import click
+from mlrepo.commands.cli import bucket_moves
 from mlrepo.commands.cli.common import get_root, load, visible
 from mlrepo.commands.cli.console import err
 from mlrepo.commands.cli.roots import check_refs_inside, split_root
@@ -20,11 +21,17 @@ from mlrepo.errors import FailedError, RefusedError, UsageError
 if TYPE_CHECKING:  # loaded when a command runs: `prune --help` and a TAB load neither polars nor rich
     from mlrepo.commands import operations
     from mlrepo.commands.operations.plan import Plan
+    from mlrepo.commands.operations.remote_plan import RemotePlan
     from rich.progress import Progress
 
 
 def _recover(root: str) -> None:
     from mlrepo.commands import operations
+    from mlrepo.repo_index.remote.location import is_url
+
+    if is_url(root):
+        bucket_moves.recover(root)
+        return
 
     messages = operations.recover_pending(root)
     for line in messages:
@@ -37,6 +44,16 @@ def _archive_target(root: str, archive_to: str | None) -> str:
     from mlrepo.commands.operations.moves import default_archive_dir
 
     return os.path.abspath(archive_to) if archive_to else default_archive_dir(root)
+
+
+def _local_only(root: str, folder: str | None, option: str) -> bool:
+    """Whether ROOT is a remote root; there a local archive folder makes no sense (archives go into the bucket)."""
+    from mlrepo.repo_index.remote.location import is_url
+
+    if is_url(root) and folder:
+        raise UsageError(f"{option} names a local folder; on a remote root the archives go under "
+                         f"{root.rstrip('/')}/.mlrepo/archive/")
+    return is_url(root)
 
 
 def _confirm(question: str, yes: bool, what: str) -> None:
@@ -79,13 +96,15 @@ def _run_with_progress(total_bytes: int, label: str, work: Callable[[Callable | 
         return work(update)
 
 
-def _show_plan(plan: Plan, fmt: str, where_to: operations.How) -> None:
+def _show_plan(plan: Plan, fmt: str, where_to: operations.How, on_bucket: RemotePlan | None = None) -> None:
+    """The plan on stdout; for a remote root (``on_bucket``) also its requests and what it frees."""
     import orjson
     from mlrepo.commands.cli.output import stdout_console
     from mlrepo.commands.views.plan import groups_table, plan_table
 
     if fmt == "json":
-        sys.stdout.buffer.write(orjson.dumps(plan.to_dict(), default=str) + b"\n")
+        said = plan.to_dict() | (bucket_moves.plan_fields(on_bucket) if on_bucket is not None else {})
+        sys.stdout.buffer.write(orjson.dumps(said, default=str) + b"\n")
         sys.stdout.flush()
         return
     console = stdout_console()
@@ -97,6 +116,10 @@ def _show_plan(plan: Plan, fmt: str, where_to: operations.How) -> None:
         console.print(groups_table(plan))
     n, total = len(plan.removed), len(plan.decisions)
     verb = "archive" if plan.kind == "archive" else "remove"
+    if on_bucket is not None:
+        console.print(f"\n{verb} {n} of {total} models ({_destination(where_to)})", markup=False)
+        bucket_moves.show_bucket_plan(on_bucket)
+        return
     console.print(f"\n{verb} {n} of {total} models, {_freeing(plan, where_to)} ({_destination(where_to)})",
                   markup=False)
 
@@ -213,12 +236,20 @@ def prune(root: str | None, keep_top: int | None, metrics: tuple[str, ...], mode
                       older_than=parse_age(older_than) if older_than else None, where=where_expr,
                       recent=parse_age(recent), include_unfinished=include_unfinished,
                       include_failed=include_failed)
-    where_root = get_root(root, yes)
+    where_root = get_root(root, yes, remote=True)
     rules.check()
+    remote = _local_only(where_root.path, archive_to, "--archive DIR")
     if not dry_run:
         _recover(where_root.path)
     idx = load(where_root, write=not dry_run)
-    plan = plan_prune(idx, rules, archive_dir=_archive_target(idx.root, archive_to) if how == "archive" else None)
+    plan = plan_prune(idx, rules, archive_dir=_archive_target(idx.root, archive_to)
+                      if how == "archive" and not remote else None)
+    if remote:
+        bucket, on_bucket = bucket_moves.plan_on_bucket(idx.root, plan.removed, how)
+        _show_plan(plan, fmt, how, on_bucket)
+        if not dry_run:
+            bucket_moves.execute_on_bucket(bucket, on_bucket, yes)
+        return
     _show_plan(plan, fmt, how)
     if dry_run:
         return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from mlrepo.repo_index.remote.location import is_url
 from mlrepo.repo_index.state import (
     STATE_DIR,
     StateError,
@@ -26,6 +27,8 @@ def model_path_problem(path: str, root: str) -> str | None:
     """Why mlrepo must not move or remove the folder at ``path`` (None when it may)."""
     if not path:
         return "no folder"
+    if is_url(root):
+        return _key_problem(path, root)
     if os.path.islink(path):
         target = os.readlink(path)
         where = "outside the root" if not is_within(path, root) else "inside the root"
@@ -41,6 +44,22 @@ def model_path_problem(path: str, root: str) -> str | None:
         return "no folder at its path"
     if not os.path.isdir(path):
         return "not a folder"
+    return None
+
+
+def _key_problem(url: str, root: str) -> str | None:
+    """The same rules for a model of a remote root (a prefix below the root's URL); whether objects are there is
+    what the remote plan's own listing finds out."""
+    base = root.rstrip("/") + "/"
+    if not url.startswith(base):
+        return "outside the root"
+    parts = url[len(base):].rstrip("/").split("/")
+    if parts == [""]:
+        return "is the root itself"
+    if any(part in ("", ".", "..") for part in parts):
+        return "not a plain key below the root"
+    if STATE_DIR in parts:
+        return "inside a trash or mlrepo folder"
     return None
 
 
