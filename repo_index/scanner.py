@@ -28,6 +28,7 @@ from mlrepo.repo_index.readers import (
     default_readers,
     default_store_readers,
 )
+from mlrepo.repo_index.readers.history import without_history
 from mlrepo.repo_index.records import ModelRecord
 
 #: Folders never searched for models: mlrepo's own, version control, environments, caches.
@@ -227,9 +228,11 @@ def _utc(ns: int) -> datetime:
 
 
 def scan_model(reader: Reader, place: Place, entries: list[os.DirEntry] | None = None) -> Found:
-    """Read one claimed folder and size it."""
+    """Read one claimed folder and size it. Metric histories are not kept: the index stores the latest values,
+    and curves are read on demand (``curves.py``)."""
     try:
-        record = reader.read(place)
+        with without_history():
+            record = reader.read(place)
     except Exception as exc:  # a reader bug must not sink the index: report it on the model
         record = ModelRecord(path=place.path, format=reader.format, name=os.path.basename(place.path))
         record.add_error(f"metadata {in_words(exc)}")
@@ -246,7 +249,8 @@ def scan_model(reader: Reader, place: Place, entries: list[os.DirEntry] | None =
 def store_models(reader: StoreReader, file_path: str, root: str, stamp: int) -> tuple[list[Found], bool]:
     """Every model a store file records, each folder that exists sized; and whether the store failed to read
     (then its one record is the store file itself, with the reason)."""
-    records = reader.read_store(file_path, root)
+    with without_history():
+        records = reader.read_store(file_path, root)
     found = []
     for record in records:
         if os.path.isdir(record.path):

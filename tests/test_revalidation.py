@@ -101,3 +101,23 @@ def test_shared_metadata_files_are_statted_once_per_folder(tmp_path: Path):
         assert moved == stamps(None) and all(a != b for a, b in zip(moved, plain, strict=True))
     finally:
         os.close(fd)
+
+
+def test_scans_keep_no_metric_history_and_curves_read_it_on_demand(copy_fixture):
+    """The index stores latest values only: a scan builds no curve; the curves view reads them again."""
+    from mlrepo.repo_index.curves import metric_curves
+    from mlrepo.repo_index.readers import Place, claim, default_readers
+    from mlrepo.repo_index.scanner import scan_model
+
+    root = copy_fixture(FIXTURES / "lightning")
+    version = root / "lightning_logs" / "version_0"
+    place = Place(str(version), "lightning_logs/version_0", frozenset(os.listdir(version)),
+                  frozenset(os.listdir(version.parent)))
+    reader = claim(default_readers(), place)
+    assert reader is not None and reader.format == "lightning"
+    read = reader.read(place)
+    scanned = scan_model(reader, place).record
+    assert {m.name: m.value for m in scanned.metrics} == {m.name: m.value for m in read.metrics}
+    assert any(m.history for m in read.metrics) and not any(m.history for m in scanned.metrics)
+    curves = metric_curves(str(version), "lightning")
+    assert curves["val_loss"] == [(2, 3.3515429496765137), (5, 1.4021222591400146)]
