@@ -194,7 +194,7 @@ def inproc(args: list[str]) -> tuple[float, dict]:
     return wall, json.loads(out.strip().splitlines()[-1])
 
 
-def bench_cascade(n: int, repeat: int, rss_check: bool, shape: str = "cascade") -> dict:
+def bench_cascade(n: int, repeat: int, rss_check: bool, shape: str = "cascade", lean: bool = False) -> dict:
     root, stamp = datasets.dataset(shape, n, log=log)
     res: dict = {"shape": shape, "models": n, "root": root, "dataset": stamp, "load_before": loadavg()}
     index_cmd = [*MLREPO_CMD, "index", root, "--rebuild"]
@@ -258,31 +258,36 @@ def bench_cascade(n: int, repeat: int, rss_check: bool, shape: str = "cascade") 
             os.utime(p, ns=(atime, mtime))
         run_timed(ls_cmd)  # re-read the restored models, so the cache matches the dataset again
 
-    log(f"  baseline parts: {repeat} x du -s, {repeat} x find|xargs cat")
-    du_t, cat_t = [], []
-    q = shlex.quote(root)
-    for _ in range(repeat):
-        du_t.append(run_timed(f"du -s {q} > /dev/null", shell=True, capture=False)[0])
-        cat_t.append(run_timed(find_cat_cmd(root, shape), shell=True, capture=False)[0])
-
-    log(f"  in-process: {repeat} x open_index cold, {repeat} x warm")
-    ip_cold, ip_warm = [], []
-    for mode, bucket in (("cold", ip_cold), ("warm", ip_warm)):
+    du_t: list[float] = []
+    cat_t: list[float] = []
+    ip_cold: list[dict] = []
+    ip_warm: list[dict] = []
+    if not lean:
+        log(f"  baseline parts: {repeat} x du -s, {repeat} x find|xargs cat")
+        q = shlex.quote(root)
         for _ in range(repeat):
-            wall, data = inproc(["open", root, mode])
-            data["wall_s"] = wall
-            bucket.append(data)
+            du_t.append(run_timed(f"du -s {q} > /dev/null", shell=True, capture=False)[0])
+            cat_t.append(run_timed(find_cat_cmd(root, shape), shell=True, capture=False)[0])
+        log(f"  in-process: {repeat} x open_index cold, {repeat} x warm")
+        for mode, bucket in (("cold", ip_cold), ("warm", ip_warm)):
+            for _ in range(repeat):
+                wall, data = inproc(["open", root, mode])
+                data["wall_s"] = wall
+                bucket.append(data)
+
+    def st(values: list[float]) -> dict | None:
+        return stats(values) if values else None
 
     res.update({
-        "baseline": stats(base_t), "baseline_du": stats(du_t), "baseline_find_cat": stats(cat_t),
+        "baseline": stats(base_t), "baseline_du": st(du_t), "baseline_find_cat": st(cat_t),
         "cold_index": stats(cold_t), "cold_index_rss": stats(cold_rss), "peak_rss_time_v": rss_time_v,
         "warm_ls": stats(warm_t), "warm_ls_rss": stats(warm_rss), "warm_ls_changed": stats(changed_t),
-        "inproc_cold_open": stats([d["open_s"] for d in ip_cold]),
-        "inproc_cold_import": stats([d["import_s"] for d in ip_cold]),
-        "inproc_cold_wall": stats([d["wall_s"] for d in ip_cold]),
-        "inproc_warm_open": stats([d["open_s"] for d in ip_warm]),
-        "inproc_warm_import": stats([d["import_s"] for d in ip_warm]),
-        "inproc_warm_wall": stats([d["wall_s"] for d in ip_warm]),
+        "inproc_cold_open": st([d["open_s"] for d in ip_cold]),
+        "inproc_cold_import": st([d["import_s"] for d in ip_cold]),
+        "inproc_cold_wall": st([d["wall_s"] for d in ip_cold]),
+        "inproc_warm_open": st([d["open_s"] for d in ip_warm]),
+        "inproc_warm_import": st([d["import_s"] for d in ip_warm]),
+        "inproc_warm_wall": st([d["wall_s"] for d in ip_warm]),
         "inproc_samples": {"cold": ip_cold, "warm": ip_warm},
         "load_after": loadavg(),
     })
@@ -555,6 +560,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--quick", action="store_true", help="smoke test: 1k models, 2 repeats, a 100-run MLflow store")
     ap.add_argument("--mlflow-runs", type=int, default=2000, help="runs in the MLflow file store (0: skip)")
     ap.add_argument("--no-startup", action="store_true", help="skip the interpreter/import startup measurements")
+    ap.add_argument("--lean", action="store_true",
+                    help="only the issue's table: skip the baseline's parts and the in-process timings of the trees")
     args = ap.parse_args(argv)
     sizes = [int(s.replace("_", "").replace("k", "000")) for s in args.sizes.split(",") if s.strip()]
     repeat = args.repeat
@@ -587,7 +594,8 @@ def main(argv: list[str]) -> int:
     for shape in shapes:
         for n in sizes:
             log(f"{shape} {n:,} models")
-            results["cascade"].append(bench_cascade(n, repeat, rss_check=(n == max(sizes)), shape=shape))
+            results["cascade"].append(bench_cascade(n, repeat, rss_check=(n == max(sizes)), shape=shape,
+                                                      lean=args.lean))
             r = results["cascade"][-1]
             log(f"  baseline {fmt_s(r['baseline']['median'])}, cold {fmt_s(r['cold_index']['median'])} "
                 f"({fmt_x(r['ratios']['cold_index/baseline'])}), warm ls {fmt_s(r['warm_ls']['median'])} "
