@@ -261,7 +261,8 @@ def store_models(reader: StoreReader, file_path: str, root: str, stamp: int) -> 
     return found, failed
 
 
-def _usable_cores() -> int:
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity), for the revalidation threads and the scan workers."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
@@ -452,7 +453,7 @@ class Scanner:
         if not checks:
             return
         if sum(len(children) for _rel, children in checks) >= THREADED_CHECKS and len(checks) > 1:
-            with ThreadPoolExecutor(max_workers=min(4, _usable_cores())) as pool:
+            with ThreadPoolExecutor(max_workers=min(4, usable_cores())) as pool:
                 stamps = list(pool.map(self._stamps, checks))
         else:
             stamps = [self._stamps(check) for check in checks]
