@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from mlrepo.repo_index.readers import default_readers, default_store_readers
 from mlrepo.repo_index.rows import Rows, scanned_rows
-from mlrepo.repo_index.scanner import Pending, Scanner, ScanResult
+from mlrepo.repo_index.scanner import Pending, Scanner, ScanResult, usable_cores
 
 log = logging.getLogger("mlrepo.scan")
 
@@ -46,13 +46,6 @@ class Share:
     skeleton: dict[str, int]
     stores: dict[str, tuple[int, list[str]]]
     skipped: list[tuple[str, str]]
-
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 def scan(scanner: Scanner, workers: int | None = None, serial_work: int = SERIAL_WORK

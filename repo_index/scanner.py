@@ -3,7 +3,10 @@
 The walk lists every directory once (``os.scandir``); a directory a reader claims is sized by the same worker
 that reads its metadata, so no second walk is needed for ``du``. With the previous scan at hand (the cache), a
 directory whose mtime has not changed is not listed again, and a model whose stamp (the mtimes of its folders
-and metadata files) has not changed is not read again: revalidation costs a few ``stat`` calls per model.
+and metadata files) has not changed is not read again: revalidation costs one ``stat`` per folder of a model and
+one per metadata file (a file rewritten in place leaves its folder's mtime alone, so it keeps its own stat; a file
+added to an inner folder changes only that folder's mtime, so inner folders keep theirs). Those stats, the bulk of
+a warm start, run in a few threads: ``stat`` releases the GIL, so they use every core.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import functools
 import os
 import stat as stat_mod
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -24,6 +28,7 @@ from mlrepo.repo_index.readers import (
     default_readers,
     default_store_readers,
 )
+from mlrepo.repo_index.readers.history import without_history
 from mlrepo.repo_index.records import ModelRecord
 
 #: Folders never searched for models: mlrepo's own, version control, environments, caches.
@@ -33,6 +38,8 @@ SKIP_DIRS = frozenset({
 })
 # A folder to visit: its rel, its listing when already made, and whether readers were already asked about it.
 Pending = tuple[str, "tuple[list[os.DirEntry], frozenset[str]] | None", bool]
+#: revalidating fewer known models than this is not worth starting threads for
+THREADED_CHECKS = 2000
 
 
 @dataclass(slots=True)
@@ -88,10 +95,12 @@ def _mtime(path: str) -> int:
         return -1
 
 
-def stamp_of(path: str, dirs: Sequence[str], meta_files: Sequence[str], dir_fd: int | None = None) -> int:
+def stamp_of(path: str, dirs: Sequence[str], meta_files: Sequence[str], dir_fd: int | None = None,
+             shared: dict[str, tuple[int, int]] | None = None) -> int:
     """A number that changes when a folder's listing or a metadata file changes (both relative to ``path``). With
     ``dir_fd``, ``path`` is relative to that folder: the kernel then resolves a short path (a sixth faster at 100k
-    models)."""
+    models). ``shared`` memoises the stats of metadata files outside the model (``..``, ``../trainer_state.json``:
+    the same file for every sibling) when ``path`` is one name inside the ``dir_fd`` folder."""
     parts: list[int] = []
     stat = os.stat
     base = path + "/"  # plain concatenation: os.path.join is a third of this loop's cost at 100k models
@@ -101,6 +110,17 @@ def stamp_of(path: str, dirs: Sequence[str], meta_files: Sequence[str], dir_fd: 
         except OSError:
             parts.append(-1)
     for rel in meta_files:
+        if shared is not None and rel[:2] == ".." and (rel == ".." or "/.." not in rel[2:]):
+            key = rel[3:] or "."  # ``path/../x`` is ``x`` in the dir_fd folder (path is one real folder's name)
+            seen = shared.get(key)
+            if seen is None:
+                try:
+                    st = stat(key, dir_fd=dir_fd, follow_symlinks=False)
+                    seen = shared[key] = (st.st_mtime_ns, st.st_size)
+                except OSError:
+                    seen = shared[key] = (-1, -1)
+            parts.extend(seen)
+            continue
         try:
             st = stat(base + rel, dir_fd=dir_fd, follow_symlinks=False)
             parts.extend((st.st_mtime_ns, st.st_size))
@@ -208,9 +228,11 @@ def _utc(ns: int) -> datetime:
 
 
 def scan_model(reader: Reader, place: Place, entries: list[os.DirEntry] | None = None) -> Found:
-    """Read one claimed folder and size it."""
+    """Read one claimed folder and size it. Metric histories are not kept: the index stores the latest values,
+    and curves are read on demand (``curves.py``)."""
     try:
-        record = reader.read(place)
+        with without_history():
+            record = reader.read(place)
     except Exception as exc:  # a reader bug must not sink the index: report it on the model
         record = ModelRecord(path=place.path, format=reader.format, name=os.path.basename(place.path))
         record.add_error(f"metadata {in_words(exc)}")
@@ -227,7 +249,8 @@ def scan_model(reader: Reader, place: Place, entries: list[os.DirEntry] | None =
 def store_models(reader: StoreReader, file_path: str, root: str, stamp: int) -> tuple[list[Found], bool]:
     """Every model a store file records, each folder that exists sized; and whether the store failed to read
     (then its one record is the store file itself, with the reason)."""
-    records = reader.read_store(file_path, root)
+    with without_history():
+        records = reader.read_store(file_path, root)
     found = []
     for record in records:
         if os.path.isdir(record.path):
@@ -236,6 +259,14 @@ def store_models(reader: StoreReader, file_path: str, root: str, stamp: int) -> 
         found.append(Found(record, os.path.relpath(record.path, root), [], stamp))
     failed = len(records) == 1 and records[0].path == file_path and bool(records[0].errors)
     return found, failed
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity), for the revalidation threads and the scan workers."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
 
 def _list(path: str) -> tuple[list[os.DirEntry], frozenset[str]]:
@@ -292,6 +323,7 @@ class Scanner:
         """A fresh result for ``run``; a parallel scan (``parallel.py``) drives ``run`` and ``run_task`` itself."""
         self._found: list[Found] = []
         self._deferred: list[tuple[str, str]] = []
+        self._checks: list[tuple[str, list[str]]] = []
         self._budget: int | None = None
         result = ScanResult(self._found, [], {}, {}, [], [])
         return result
@@ -303,12 +335,14 @@ class Scanner:
         busy machine makes the same choices as an idle one."""
         self._stack = stack
         self._budget = budget
-        while stack:
-            if self._budget is not None:
-                if self._budget <= 0:
-                    return
-                self._budget -= 1
-            self.step(stack.pop(), result)
+        while stack or self._checks:
+            while stack:
+                if self._budget is not None:
+                    if self._budget <= 0:
+                        return
+                    self._budget -= 1
+                self.step(stack.pop(), result)
+            self._check_models(result)
 
     def step(self, item: Pending, result: ScanResult) -> None:
         """Visit one folder: claim it or list it, pushing the folders to search onto the stack."""
@@ -387,28 +421,55 @@ class Scanner:
         self._revalidate_models(rel, models, result)
 
     def _revalidate_models(self, rel: str, children: list[str], result: ScanResult) -> None:
-        """Known models in folder ``rel``: unchanged stamps are reused; the others are read again."""
-        if not children:
-            return
+        """Known models in folder ``rel``: checked (``_check_models``) once the folders on the stack are done,
+        so that the stats of many folders can be spread over threads."""
+        if children:
+            self._checks.append((rel, children))
+
+    def _stamps(self, check: tuple[str, list[str]]) -> list[int] | None:
+        """The stamps the disk gives now for the known models of one folder; None when the folder went. Stats
+        only, no shared state: this runs in the revalidation threads."""
+        rel, children = check
         models = self.previous.models  # type: ignore[union-attr]
-        changed = []
         try:
             fd = os.open(self._abs(rel), os.O_RDONLY | os.O_DIRECTORY)
         except OSError:
-            return  # the folder went between listing and now: its models went with it
+            return None  # the folder went between listing and now: its models went with it
         try:
             cut = len(rel) + 1 if rel else 0
+            shared: dict[str, tuple[int, int]] = {}
+            stamps = []
             for child in children:
-                _fmt, dirs, meta_files, stamp = models[child]
-                if stamp_of(child[cut:], dirs, meta_files, fd) == stamp:
+                _fmt, dirs, meta_files, _stamp = models[child]
+                stamps.append(stamp_of(child[cut:], dirs, meta_files, fd, shared))
+            return stamps
+        finally:
+            os.close(fd)
+
+    def _check_models(self, result: ScanResult) -> None:
+        """The known models queued by ``_revalidate_models``: unchanged stamps are reused (their nested models
+        queued in turn); the others are read again."""
+        checks, self._checks = self._checks, []
+        if not checks:
+            return
+        if sum(len(children) for _rel, children in checks) >= THREADED_CHECKS and len(checks) > 1:
+            with ThreadPoolExecutor(max_workers=min(4, usable_cores())) as pool:
+                stamps = list(pool.map(self._stamps, checks))
+        else:
+            stamps = [self._stamps(check) for check in checks]
+        models = self.previous.models  # type: ignore[union-attr]
+        for (_rel, children), now in zip(checks, stamps, strict=True):
+            if now is None:
+                continue
+            changed = []
+            for child, stamp in zip(children, now, strict=True):
+                if stamp == models[child][3]:
                     result.reused.append(child)
                     self._visit_nested(child, result)
                 else:
                     changed.append(child)
-        finally:
-            os.close(fd)
-        for child in changed:
-            self._reread_model(child, result)
+            for child in changed:
+                self._reread_model(child, result)
 
     def _visit_nested(self, rel: str, result: ScanResult) -> None:
         """An unchanged model's nested models (``ModelRecord.nested``), revalidated as its parent's would be."""

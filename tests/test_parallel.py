@@ -91,12 +91,14 @@ def test_failed_worker_share_is_done_again(mixed: Path, tmp_path: Path, monkeypa
                                            caplog: pytest.LogCaptureFixture):
     """A worker that takes tasks and dies (SIGKILL) without answering: the scan does those tasks itself."""
     fake = tmp_path / "dying-python"
+    taken = tmp_path / "taken"
     fake.write_text(f"#!{sys.executable}\n"
                     "import os, sys\n"
                     "from mlrepo.repo_index.parallel import _take\n"
                     "fd = int(sys.argv[-1])\n"
                     "sys.stdin.buffer.read()\n"  # the go: the tasks are in the shared file
                     "print([_take(fd) for _ in range(3)], file=sys.stderr)\n"
+                    f"open({str(taken)!r}, 'w').close()\n"
                     "os.kill(os.getpid(), 9)\n")
     fake.chmod(0o755)
     _result, expected = serial(mixed)
@@ -104,9 +106,10 @@ def test_failed_worker_share_is_done_again(mixed: Path, tmp_path: Path, monkeypa
     monkeypatch.setattr(parallel, "CHUNK", 4)
     run_task = Scanner.run_task
 
-    def slow_first(self, task, result):  # give the dying worker time to start and take its tasks
-        if not result.found:
-            time.sleep(1.0)
+    def slow_first(self, task, result):  # wait until the dying worker has taken its tasks (however busy the machine)
+        deadline = time.monotonic() + 120
+        while not result.found and not taken.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
         run_task(self, task, result)
 
     monkeypatch.setattr(Scanner, "run_task", slow_first)
