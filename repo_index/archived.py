@@ -22,7 +22,7 @@ from typing import Literal
 import orjson
 import polars as pl
 from mlrepo.errors import MlrepoError
-from mlrepo.repo_index.cache import atomic_write
+from mlrepo.repo_index.files import atomic_write, fsync_dir
 from mlrepo.repo_index.readers.parsing import read_bytes
 from mlrepo.repo_index.rows import MetricInfo, merge_info, model_id
 from mlrepo.repo_index.state import checked_dir, real_state, state_dir
@@ -101,21 +101,12 @@ def ledger_dir(root: str) -> str:
     return os.path.join(state_dir(root), LEDGER)
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_entry(root: str, name: str, entry: LedgerEntry) -> str:
     """Write ledger entry ``name`` atomically and durably (temp file, fsync, rename, fsync the folder)."""
     folder = checked_dir(root, LEDGER)
     path = os.path.join(folder, name + ".json")
     data = orjson.dumps({"version": VERSION, **entry.to_json()}, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
     atomic_write(path, lambda fh: fh.write(data), durable=True)
-    _fsync_dir(folder)
     return path
 
 
@@ -124,7 +115,7 @@ def remove_entry(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         return
-    _fsync_dir(os.path.dirname(path))
+    fsync_dir(os.path.dirname(path))
 
 
 def read_entry(path: str) -> dict | None:
