@@ -16,6 +16,7 @@ import polars as pl
 from mlrepo.errors import UsageError
 from mlrepo.repo_index import parallel
 from mlrepo.repo_index.cache import Cache
+from mlrepo.repo_index.labels import label_expr
 from mlrepo.repo_index.rows import (
     MetricInfo,
     _clean_text,
@@ -256,7 +257,7 @@ def find_model(index: Index, ref: str) -> dict[str, object]:
 
     df = index.df.with_columns(index.raw["_source_id"])  # same row order: df is made from raw
     path = os.path.abspath(os.path.expanduser(ref))
-    label = pl.concat_str([pl.col("repo"), pl.col("line"), pl.col("name")], separator="/", ignore_nulls=True)
+    label = label_expr()
     tail = "/".join(p for p in ref.strip("/").split("/") if p not in ("", "—", "-"))
     tries = [pl.col("path") == path]
     if len(ref) >= MIN_ID_PREFIX:

@@ -8,6 +8,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 import polars as pl
+from mlrepo.repo_index.labels import label_expr
 from mlrepo.tui import bindings
 from rich.text import Text
 from textual.command import CommandPalette, DiscoveryHit, Hit, Hits, Provider
@@ -50,7 +51,7 @@ def find_models(df: pl.DataFrame, query: str, most: int = MOST) -> list[tuple[st
     words = query.lower().split()
     if not words or df.is_empty():
         return []
-    label = pl.concat_str([pl.col("repo"), pl.col("line"), pl.col("name")], separator="/", ignore_nulls=True)
+    label = label_expr()
     frame = df.select("id", label.alias("label"))
     haystack = pl.concat_str([pl.col("label"), pl.col("id")], separator=" ").str.to_lowercase()
     for word in words:
