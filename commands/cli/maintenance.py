@@ -20,6 +20,7 @@ from mlrepo.errors import FailedError, RefusedError, UsageError
 if TYPE_CHECKING:  # loaded when a command runs: `prune --help` and a TAB load neither polars nor rich
     from mlrepo.commands import operations
     from mlrepo.commands.operations.plan import Plan
+    from mlrepo.repo_index import Index
     from rich.progress import Progress
 
 
@@ -29,6 +30,21 @@ def _recover(root: str) -> None:
     messages = operations.recover_pending(root)
     for line in messages:
         err.print(visible(f"recovered: {line}"), markup=False)
+
+
+def _selection(args: tuple[str, ...], root_opt: str | None, selecting: bool, yes: bool, dry_run: bool,
+               missing: str) -> tuple[Index, list[str]]:
+    """ROOT and the models named by archive's and restore's ``[ROOT] MODEL…`` (or ``--root DIR MODEL…``): a usage
+    error saying ``missing`` when none is named and no selector is given; ROOT's journal recovered first (not for a
+    dry run), then its index."""
+    given, refs = (root_opt, list(args)) if root_opt is not None else split_root(args, selecting)
+    if not refs and not selecting:
+        raise UsageError(missing)
+    root = get_root(given, yes, "--root" if root_opt is not None else "the ROOT argument")
+    check_refs_inside(root, refs)
+    if not dry_run:
+        _recover(root.path)
+    return load(root, write=not dry_run), refs
 
 
 def _archive_target(root: str, archive_to: str | None) -> str:
@@ -247,14 +263,8 @@ def archive(args: tuple[str, ...], root_opt: str | None, where_expr: str | None,
     """
     from mlrepo.commands.operations.plan import parse_age, plan_selection
 
-    given, refs = (root_opt, list(args)) if root_opt is not None else split_root(args, where_expr is not None)
-    if not refs and where_expr is None:
-        raise UsageError("name the models to archive (id, path or repo/line/name), or give --where EXPR")
-    root = get_root(given, yes, "--root" if root_opt is not None else "the ROOT argument")
-    check_refs_inside(root, refs)
-    if not dry_run:
-        _recover(root.path)
-    idx = load(root, write=not dry_run)
+    idx, refs = _selection(args, root_opt, where_expr is not None, yes, dry_run,
+                           "name the models to archive (id, path or repo/line/name), or give --where EXPR")
     plan = plan_selection(idx, refs, where_expr, recent=parse_age(recent),
                           archive_dir=_archive_target(idx.root, archive_to))
     _show_plan(plan, fmt, "archive")
@@ -284,14 +294,8 @@ def restore(args: tuple[str, ...], root_opt: str | None, everything: bool, dry_r
     from mlrepo.commands.views.plan import restore_table
     from mlrepo.repo_index.units import human_size
 
-    given, refs = (root_opt, list(args)) if root_opt is not None else split_root(args, everything)
-    if not refs and not everything:
-        raise UsageError("name the models to restore (id, path or repo/line/name), or give --all")
-    root = get_root(given, yes, "--root" if root_opt is not None else "the ROOT argument")
-    check_refs_inside(root, refs)
-    if not dry_run:
-        _recover(root.path)
-    idx = load(root, write=not dry_run)
+    idx, refs = _selection(args, root_opt, everything, yes, dry_run,
+                           "name the models to restore (id, path or repo/line/name), or give --all")
     items = plan_restore(idx, refs, everything)
     if fmt == "json":
         sys.stdout.buffer.write(orjson.dumps([{"id": i.id, "path": i.path, "kind": i.kind, "source": i.source,
