@@ -29,6 +29,7 @@ from mlrepo.repo_index.state import migrate
 from mlrepo.repo_index.table import (
     BASE_COLUMNS,
     HIDDEN_SCHEMA,
+    ColumnLists,
     build_frame,
     frame_of,
     public_names,
@@ -53,7 +54,7 @@ class ScanStats:
     stores: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
 
 
-class Index:
+class Index(ColumnLists):
     """One row per model under ``root``. ``df`` is the public table; ``metrics`` describes its metric columns."""
 
     source_columns: tuple[str, ...] = ()  # columns saying which root a row came from (a team index has host, root)
@@ -73,14 +74,6 @@ class Index:
 
     def __len__(self) -> int:
         return self.df.height
-
-    @property
-    def metric_columns(self) -> list[str]:
-        return [c for c in self.df.columns if c.startswith("metrics.")]
-
-    @property
-    def param_columns(self) -> list[str]:
-        return [c for c in self.df.columns if c.startswith("params.")]
 
     def counts_by_format(self) -> dict[str, int]:
         return dict(Counter(self.df["format"].to_list()))

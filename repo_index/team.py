@@ -28,7 +28,7 @@ import polars as pl
 from mlrepo.errors import FailedError, UsageError
 from mlrepo.repo_index.filtering import compile_where
 from mlrepo.repo_index.rows import MetricInfo, merge_info
-from mlrepo.repo_index.table import BASE_COLUMNS, SOURCE_COLUMNS
+from mlrepo.repo_index.table import BASE_COLUMNS, SOURCE_COLUMNS, ColumnLists
 
 TEAM_COLUMNS = (*SOURCE_COLUMNS, "published_at")
 INFO_COLUMN = "_metrics"  # per row, the same JSON for a whole partition: each metric column's name and direction
@@ -215,7 +215,7 @@ def _first_line(exc: BaseException) -> str:
     return next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)[:300]
 
 
-class TeamIndex:
+class TeamIndex(ColumnLists):
     """The union of every root published to a table, shaped like ``Index`` for the listing commands: ``df`` holds
     the rows a ``--where`` selects (read with the filter pushed into the scan), ``len()`` counts all rows."""
 
@@ -229,14 +229,6 @@ class TeamIndex:
 
     def __len__(self) -> int:
         return self._total
-
-    @property
-    def metric_columns(self) -> list[str]:
-        return [c for c in self.df.columns if c.startswith("metrics.")]
-
-    @property
-    def param_columns(self) -> list[str]:
-        return [c for c in self.df.columns if c.startswith("params.")]
 
 
 def scan(url: str) -> pl.LazyFrame:
