@@ -22,7 +22,7 @@ from typing import Literal
 import orjson
 import polars as pl
 from mlrepo.errors import MlrepoError
-from mlrepo.repo_index.files import atomic_write, fsync_dir
+from mlrepo.repo_index.files import atomic_write, unlink_durably
 from mlrepo.repo_index.readers.parsing import read_bytes
 from mlrepo.repo_index.rows import MetricInfo, merge_info, model_id
 from mlrepo.repo_index.state import checked_dir, real_state, state_dir
@@ -111,11 +111,7 @@ def write_entry(root: str, name: str, entry: LedgerEntry) -> str:
 
 
 def remove_entry(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        return
-    fsync_dir(os.path.dirname(path))
+    unlink_durably(path, missing_ok=True)
 
 
 def read_entry(path: str) -> dict | None:

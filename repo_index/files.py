@@ -26,6 +26,17 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+def unlink_durably(path: str, missing_ok: bool = False) -> None:
+    """Remove a file and flush its folder, so that the removal survives a power cut."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        if not missing_ok:
+            raise
+        return
+    fsync_dir(os.path.dirname(path))
+
+
 def atomic_write(path: str, write: Callable[[BinaryIO], object], durable: bool = False) -> None:
     """Write through a temp file (``.tmp-*`` beside ``path``) and a rename, so a reader never sees half a file;
     ``durable`` also fsyncs the data before the rename and the folder after it (the journal and the ledger need

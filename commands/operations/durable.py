@@ -8,9 +8,9 @@ from datetime import datetime, timezone
 
 import orjson
 from mlrepo.commands.operations.faults import fault
-from mlrepo.repo_index.files import atomic_write, fsync_dir
+from mlrepo.repo_index.files import atomic_write, fsync_dir, unlink_durably
 
-__all__ = ["fsync_dir", "now_iso", "remove_tree", "rename_durably", "write_json"]
+__all__ = ["fsync_dir", "now_iso", "remove_tree", "rename_durably", "unlink_durably", "write_json"]
 
 
 def write_json(path: str, obj: object) -> None:

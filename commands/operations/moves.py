@@ -27,10 +27,10 @@ from dataclasses import dataclass, field, replace
 
 from mlrepo.commands.operations import removed_runs, tarzst, trash, trust
 from mlrepo.commands.operations.durable import (
-    fsync_dir,
     now_iso,
     remove_tree,
     rename_durably,
+    unlink_durably,
 )
 from mlrepo.commands.operations.faults import fault
 from mlrepo.commands.operations.fingerprint import footprint
@@ -84,10 +84,19 @@ def _slug(rel: str) -> str:
     return text.strip("._")[:120] or "model"
 
 
-def _entry(model: dict, kind: ledger.Kind, **fields: object) -> ledger.LedgerEntry:
+def _entry(model: dict, kind: ledger.Kind) -> ledger.LedgerEntry:
+    """The ledger entry of a model being moved, before the fields of where it goes."""
     return ledger.LedgerEntry(kind=kind, id=model["id"], rel=model["row"].get("_rel"), path=model["path"],
-                              moved_at=now_iso(), row=model["row"], metrics=model.get("metrics") or {},
-                              **fields)  # type: ignore[arg-type]  # the kind's own fields, named as in the file
+                              moved_at=now_iso(), row=model["row"], metrics=model.get("metrics") or {})
+
+
+def _rename_or_fail(step: Step, src: str, dst: str) -> None:
+    """A step's one rename; refused by the kernel, nothing has moved and the step ends as failed."""
+    try:
+        rename_durably(src, dst)
+    except OSError as exc:
+        step.done("failed")
+        raise Refused(str(exc)) from None
 
 
 def check_unchanged(path: str, expected: str | None) -> None:
@@ -135,9 +144,9 @@ def archive_model(root: str, model: dict, archive_dir: str, on_bytes=None) -> Mo
         sha, nbytes = tarzst.verify(final, written.listing, folder=path)
         digest = tarzst.stat_digest(path)
         fault("archive:verified")
-        ledger.write_entry(root, os.path.basename(entry_path)[:-5], _entry(
-            model, "archive", archive=final, archive_sha256=sha, archive_bytes=nbytes, members=len(written.listing),
-            content_bytes=written.content_bytes))
+        ledger.write_entry(root, os.path.basename(entry_path)[:-5], replace(
+            _entry(model, "archive"), archive=final, archive_sha256=sha, archive_bytes=nbytes,
+            members=len(written.listing), content_bytes=written.content_bytes))
         fault("archive:ledger")
     except BaseException as exc:
         _rollback_archive(step, data)
@@ -165,8 +174,7 @@ def _rollback_archive(step: Step, data: ArchiveStep, outcome: str = "rolled back
         return
     for leftover in (data.tmp, data.archive):
         if leftover and os.path.lexists(leftover):
-            os.unlink(leftover)
-            fsync_dir(os.path.dirname(leftover))
+            unlink_durably(leftover)
     ledger.remove_entry(data.ledger)
     step.done(outcome)
 
@@ -220,8 +228,8 @@ def trash_model(root: str, model: dict, expect: str | None = None) -> Moved:
     except (trash.TrashError, OSError) as exc:
         raise Refused(str(exc)) from None
     entry_path = os.path.join(ledger.ledger_dir(root), f"{model['id']}-{_stamp()}.json")
-    entry = _entry(model, "trash", trash_files=target.files_path, trash_info=target.info_path,
-                   trash_dir=target.trash_dir, trash_topdir=target.topdir)
+    entry = replace(_entry(model, "trash"), trash_files=target.files_path, trash_info=target.info_path,
+                    trash_dir=target.trash_dir, trash_topdir=target.topdir)
     data = TrashStep(id=model["id"], path=path, ledger=entry_path, entry=entry)
     step = Step.start(root, data)
     fault("trash:journaled")
@@ -235,8 +243,7 @@ def trash_model(root: str, model: dict, expect: str | None = None) -> Moved:
     fault("trash:moved")
     if expect is not None and footprint(where.files_path, time.time_ns()).digest != expect:
         rename_durably(where.files_path, path)  # written to just before the move: put back, keep it
-        os.unlink(where.info_path)
-        fsync_dir(os.path.dirname(where.info_path))
+        unlink_durably(where.info_path)
         step.done("rolled back: changed")
         raise Refused("changed while it was being trashed; put back and kept")
     entry = replace(entry, trash_files=where.files_path, trash_info=where.info_path)
@@ -256,8 +263,7 @@ def _recover_trash(step: Step, data: TrashStep) -> str:
         return f"finished trashing {path}"
     if os.path.lexists(info) and not os.path.lexists(files) and \
             trash.original_path(info, entry.trash_topdir or None) == os.path.normpath(path):
-        os.unlink(info)  # the entry was written, the folder not moved: it stays where it is
-        fsync_dir(os.path.dirname(info))
+        unlink_durably(info)  # the entry was written, the folder not moved: it stays where it is
     step.done("rolled back")
     return f"rolled back the trashing of {path} (the folder was kept)"
 
@@ -268,11 +274,7 @@ def delete_model(root: str, model: dict, expect: str | None = None) -> Moved:
     tomb = os.path.join(scratch_dir(root, os.path.dirname(path), "tomb"), f"{_stamp()}-{model['id']}")
     step = Step.start(root, DeleteStep(id=model["id"], path=path, tomb=tomb))
     fault("delete:journaled")
-    try:
-        rename_durably(path, tomb)
-    except OSError as exc:
-        step.done("failed")
-        raise Refused(str(exc)) from None
+    _rename_or_fail(step, path, tomb)
     fault("delete:tombstoned")
     if expect is not None and footprint(tomb, time.time_ns()).digest != expect:  # written to just before
         rename_durably(tomb, path)
@@ -357,8 +359,7 @@ def _finish_restore_archive(step: Step, data: RestoreArchiveStep) -> str:
     fault("restore:ledger-removed")
     archive = data.archive
     if os.path.lexists(archive):
-        os.unlink(archive)
-        fsync_dir(os.path.dirname(archive))
+        unlink_durably(archive)
     fault("restore:archive-removed")
     if os.path.lexists(staging):
         remove_tree(staging)
@@ -385,11 +386,7 @@ def _restore_trashed(root: str, entry_path: str, entry: ledger.LedgerEntry) -> M
     data = RestoreTrashStep(id=entry.id, path=path, files=files, info=info, ledger=entry_path)
     step = Step.start(root, data)
     fault("untrash:journaled")
-    try:
-        rename_durably(files, path)
-    except OSError as exc:
-        step.done("failed")
-        raise Refused(str(exc)) from None
+    _rename_or_fail(step, files, path)
     fault("untrash:moved")
     _finish_restore_trash(step, data)
     return Moved(entry.id, path, "restored", files, 0, _size(entry.row))
@@ -397,8 +394,7 @@ def _restore_trashed(root: str, entry_path: str, entry: ledger.LedgerEntry) -> M
 
 def _finish_restore_trash(step: Step, data: RestoreTrashStep) -> None:
     if os.path.lexists(data.info):
-        os.unlink(data.info)
-        fsync_dir(os.path.dirname(data.info))
+        unlink_durably(data.info)
     fault("untrash:info-removed")
     ledger.remove_entry(data.ledger)
     fault("untrash:ledger-removed")
