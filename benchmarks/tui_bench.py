@@ -64,8 +64,8 @@ async def measure(root: str) -> dict[str, float]:
         await _until(pilot, lambda: app.checked)
         out["revalidated"] = time.perf_counter() - start
         metric = app.index.metric_columns[0]
-        await pilot.press(*["right"] * app.shown_columns().index(metric))
-        assert app.current_column() == metric
+        await pilot.press(*["right"] * app.main_screen.shown_columns().index(metric))
+        assert app.main_screen.current_column() == metric
         out["sort"] = await _timed(pilot, ("s",), lambda: app.view.sort == metric)
         await pilot.press("slash", *f"{metric} > 0.5")
         out["filter"] = await _timed(pilot, ("enter",), lambda: app.view.where is not None)
@@ -75,7 +75,7 @@ async def measure(root: str) -> dict[str, float]:
         begin = time.perf_counter()
         app.index = None
         app.index = index
-        app.refresh_table()
+        app.main_screen.refresh_table()
         await pilot.pause()
         out["live update"] = time.perf_counter() - begin
         await pilot.press("m")

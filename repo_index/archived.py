@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Literal
 
 import orjson
 import polars as pl
 from mlrepo.errors import MlrepoError
-from mlrepo.repo_index.cache import atomic_write
+from mlrepo.repo_index.files import atomic_write, unlink_durably
 from mlrepo.repo_index.readers.parsing import read_bytes
 from mlrepo.repo_index.rows import MetricInfo, merge_info, model_id
 from mlrepo.repo_index.state import checked_dir, real_state, state_dir
@@ -30,6 +32,68 @@ LEDGER = "ledger"
 VERSION = 1
 MAX_ENTRY_BYTES = 16 * 1024 * 1024
 KINDS = {"archive": "archived", "trash": "trashed"}
+Kind = Literal["archive", "trash"]
+
+
+def _text(value: object) -> str | None:
+    """A field that must be text: None stays None, a number is kept as its text (so a check comparing it fails)."""
+    return None if value is None else str(value)
+
+
+def _count(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """Where a moved model went, and its last index row. ``to_json`` is the file's object (with ``version``
+    added by ``write_entry``); ``from_json`` reads one back. Its paths are checked before anything acts on them
+    (``commands.operations.trust.ledger_entry``, which returns this)."""
+
+    kind: Kind
+    id: str
+    path: str
+    row: dict[str, object]  # the model's index row when it was moved (raw metric keys included)
+    rel: str | None = None
+    moved_at: str | None = None
+    metrics: dict[str, object] = field(default_factory=dict)
+    # kind "archive"
+    archive: str | None = None
+    archive_sha256: str | None = None
+    archive_bytes: int | None = None
+    members: int | None = None
+    content_bytes: int | None = None
+    # kind "trash"
+    trash_files: str | None = None
+    trash_info: str | None = None
+    trash_dir: str | None = None
+    trash_topdir: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        base: dict[str, object] = {"kind": self.kind, "id": self.id, "rel": self.rel, "path": self.path,
+                                   "moved_at": self.moved_at, "row": self.row, "metrics": self.metrics}
+        if self.kind == "archive":
+            return {**base, "archive": self.archive, "archive_sha256": self.archive_sha256,
+                    "archive_bytes": self.archive_bytes, "members": self.members, "content_bytes": self.content_bytes}
+        return {**base, "trash_files": self.trash_files, "trash_info": self.trash_info, "trash_dir": self.trash_dir,
+                "trash_topdir": self.trash_topdir}
+
+    @classmethod
+    def from_json(cls, raw: dict) -> LedgerEntry:
+        """An entry from its JSON object (ValueError: not a ledger entry). Paths are taken as they are: whoever
+        acts on one checks it first."""
+        kind = raw.get("kind")
+        if kind not in KINDS:
+            raise ValueError(f"unknown kind {kind!r}")
+        row, metrics = raw.get("row"), raw.get("metrics")
+        return cls(kind=kind, id=str(raw.get("id")), path=str(raw.get("path")),
+                   row=row if isinstance(row, dict) else {}, rel=_text(raw.get("rel")),
+                   moved_at=_text(raw.get("moved_at")), metrics=metrics if isinstance(metrics, dict) else {},
+                   archive=_text(raw.get("archive")), archive_sha256=_text(raw.get("archive_sha256") or None),
+                   archive_bytes=_count(raw.get("archive_bytes")), members=_count(raw.get("members")),
+                   content_bytes=_count(raw.get("content_bytes")), trash_files=_text(raw.get("trash_files")),
+                   trash_info=_text(raw.get("trash_info")), trash_dir=_text(raw.get("trash_dir")),
+                   trash_topdir=_text(raw.get("trash_topdir")))
 
 
 def ledger_dir(root: str) -> str:
@@ -37,30 +101,17 @@ def ledger_dir(root: str) -> str:
     return os.path.join(state_dir(root), LEDGER)
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_entry(root: str, name: str, entry: dict[str, object]) -> str:
+def write_entry(root: str, name: str, entry: LedgerEntry) -> str:
     """Write ledger entry ``name`` atomically and durably (temp file, fsync, rename, fsync the folder)."""
     folder = checked_dir(root, LEDGER)
     path = os.path.join(folder, name + ".json")
-    data = orjson.dumps({"version": VERSION, **entry}, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
+    data = orjson.dumps({"version": VERSION, **entry.to_json()}, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
     atomic_write(path, lambda fh: fh.write(data), durable=True)
-    _fsync_dir(folder)
     return path
 
 
 def remove_entry(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        return
-    _fsync_dir(os.path.dirname(path))
+    unlink_durably(path, missing_ok=True)
 
 
 def read_entry(path: str) -> dict | None:

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
-from collections.abc import Callable
 from dataclasses import asdict
-from typing import BinaryIO
 
 import orjson
 import platformdirs
 import polars as pl
+from mlrepo.repo_index.files import atomic_write
 from mlrepo.repo_index.readers.parsing import open_regular, read_bytes
 from mlrepo.repo_index.rows import MetricInfo, split_paths
 from mlrepo.repo_index.scanner import Previous
@@ -40,25 +38,6 @@ def cache_dir(root: str) -> str:
     digest = hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:16]
     name = "".join(c if c.isalnum() or c in "-_." else "_" for c in os.path.basename(real))[:40]
     return os.path.join(os.path.abspath(os.path.expanduser(base)), f"{name}-{digest}")
-
-
-def atomic_write(path: str, write: Callable[[BinaryIO], object], durable: bool = False) -> None:
-    """Write through a temp file and a rename, so a reader never sees half a file; ``durable`` also fsyncs the
-    data before the rename (the ledger needs that, the cache can always be rebuilt)."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            if durable:
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 class Cache:

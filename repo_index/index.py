@@ -16,6 +16,7 @@ import polars as pl
 from mlrepo.errors import UsageError
 from mlrepo.repo_index import parallel
 from mlrepo.repo_index.cache import Cache
+from mlrepo.repo_index.labels import label_expr
 from mlrepo.repo_index.rows import (
     MetricInfo,
     _clean_text,
@@ -28,6 +29,7 @@ from mlrepo.repo_index.state import migrate
 from mlrepo.repo_index.table import (
     BASE_COLUMNS,
     HIDDEN_SCHEMA,
+    ColumnLists,
     build_frame,
     frame_of,
     public_names,
@@ -56,7 +58,7 @@ class ScanStats:
     remote: RemoteStats | None = None  # a remote root's requests (repo_index.remote)
 
 
-class Index:
+class Index(ColumnLists):
     """One row per model under ``root``. ``df`` is the public table; ``metrics`` describes its metric columns."""
 
     source_columns: tuple[str, ...] = ()  # columns saying which root a row came from (a team index has host, root)
@@ -76,14 +78,6 @@ class Index:
 
     def __len__(self) -> int:
         return self.df.height
-
-    @property
-    def metric_columns(self) -> list[str]:
-        return [c for c in self.df.columns if c.startswith("metrics.")]
-
-    @property
-    def param_columns(self) -> list[str]:
-        return [c for c in self.df.columns if c.startswith("params.")]
 
     def counts_by_format(self) -> dict[str, int]:
         return dict(Counter(self.df["format"].to_list()))
@@ -262,7 +256,7 @@ def find_model(index: Index, ref: str) -> dict[str, object]:
 
     df = index.df.with_columns(index.raw["_source_id"])  # same row order: df is made from raw
     path = ref.rstrip("/") if is_url(ref) else os.path.abspath(os.path.expanduser(ref))
-    label = pl.concat_str([pl.col("repo"), pl.col("line"), pl.col("name")], separator="/", ignore_nulls=True)
+    label = label_expr()
     tail = "/".join(p for p in ref.strip("/").split("/") if p not in ("", "—", "-"))
     tries = [pl.col("path") == path]
     if len(ref) >= MIN_ID_PREFIX:

@@ -21,10 +21,13 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from functools import partial
+from typing import BinaryIO
 
 import orjson
 import platformdirs
 from mlrepo.errors import FailedError
+from mlrepo.repo_index.files import atomic_write
 
 STATE_DIR = ".mlrepo"
 STORES = "stores"
@@ -218,13 +221,13 @@ def _rewrite(folder: str) -> None:
                 continue  # the trust checks refuse and set aside what cannot be read
             moved = _moved(record, old, folder)
             if moved != record:
-                tmp = os.path.join(folder, sub, f".tmp-migrate-{name}")
-                with open(tmp, "wb") as fh:
-                    fh.write(orjson.dumps(moved, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, path)
+                data = orjson.dumps(moved, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
+                atomic_write(path, partial(_write, data), durable=True)
     os.unlink(marker)
+
+
+def _write(data: bytes, fh: BinaryIO) -> None:
+    fh.write(data)
 
 
 def _moved(value: object, old: str, new: str) -> object:
@@ -254,7 +257,5 @@ def read_json(root: str, name: str) -> object | None:
 
 def write_json(root: str, name: str, obj: object) -> None:
     """Replace a small JSON file of the state folder atomically and durably (its folders real folders only)."""
-    from mlrepo.repo_index.cache import atomic_write
-
     data = orjson.dumps(obj, option=orjson.OPT_INDENT_2) + b"\n"
     atomic_write(os.path.join(checked_dir(root), name), lambda fh: fh.write(data), durable=True)

@@ -33,6 +33,21 @@ HIDDEN_SCHEMA: dict[str, pl.DataType] = {"_rel": pl.String(), "_dirs": pl.String
                                          "_nested": pl.String()}
 BASE_COLUMNS = tuple(BASE_SCHEMA)
 SOURCE_COLUMNS = ("host", "root")  # a team index's rows also say which machine and root they came from
+
+
+class ColumnLists:
+    """The metric and param columns of a table ``df``, as an index (a root's, or a team's) shows them."""
+
+    df: pl.DataFrame
+
+    @property
+    def metric_columns(self) -> list[str]:
+        return [c for c in self.df.columns if c.startswith("metrics.")]
+
+    @property
+    def param_columns(self) -> list[str]:
+        return [c for c in self.df.columns if c.startswith("params.")]
+
 def _column(values: list[object]) -> pl.Series | list[object]:
     """One params column: numbers stay numbers when every value is one, otherwise text."""
     kinds = {type(v) for v in values if v is not None}

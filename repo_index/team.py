@@ -29,7 +29,7 @@ from mlrepo.errors import FailedError, UsageError
 from mlrepo.repo_index.filtering import compile_where
 from mlrepo.repo_index.remote.location import is_url
 from mlrepo.repo_index.rows import MetricInfo, merge_info
-from mlrepo.repo_index.table import BASE_COLUMNS, SOURCE_COLUMNS
+from mlrepo.repo_index.table import BASE_COLUMNS, SOURCE_COLUMNS, ColumnLists
 
 TEAM_COLUMNS = (*SOURCE_COLUMNS, "published_at")
 INFO_COLUMN = "_metrics"  # per row, the same JSON for a whole partition: each metric column's name and direction
@@ -216,7 +216,7 @@ def _first_line(exc: BaseException) -> str:
     return next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)[:300]
 
 
-class TeamIndex:
+class TeamIndex(ColumnLists):
     """The union of every root published to a table, shaped like ``Index`` for the listing commands: ``df`` holds
     the rows a ``--where`` selects (read with the filter pushed into the scan), ``len()`` counts all rows."""
 
@@ -230,14 +230,6 @@ class TeamIndex:
 
     def __len__(self) -> int:
         return self._total
-
-    @property
-    def metric_columns(self) -> list[str]:
-        return [c for c in self.df.columns if c.startswith("metrics.")]
-
-    @property
-    def param_columns(self) -> list[str]:
-        return [c for c in self.df.columns if c.startswith("params.")]
 
     def unreadable(self) -> pl.DataFrame:
         """Rows whose metadata could not be read fully on the machine that published them (the TUI says so)."""

@@ -53,7 +53,7 @@ async def shoot(root: str) -> list[Path]:
     app = MlrepoApp(root, label="demo", live=False)
     async with app.run_test(size=SIZE) as pilot:
         await _ready(pilot, app)
-        app.sort_best("metrics.accuracy.holdout.val")
+        app.main_screen.sort_best("metrics.accuracy.holdout.val")
         await save(app, pilot, "main")
         await pilot.press("slash", *"params.optimizer.name = 'adamw' and epochs >= 60", "enter")
         await save(app, pilot, "filter")
@@ -62,7 +62,7 @@ async def shoot(root: str) -> list[Path]:
         await _until(pilot, lambda: isinstance(app.screen, CompareScreen))
         await save(app, pilot, "compare")
         await pilot.press("escape")
-        app.sort_best("metrics.loss")
+        app.main_screen.sort_best("metrics.loss")
         await pilot.press("h")
         await _until(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.ready)
         await save(app, pilot, "history")
@@ -75,7 +75,7 @@ async def shoot(root: str) -> list[Path]:
         await _until(pilot, lambda: tree.root.children[0].children[0].children)
         await save(app, pilot, "disk")
         await pilot.press("escape")
-        app.jump_to(app.index.df.filter(app.index.df["format"] == "mlflow")["id"][0])
+        app.main_screen.jump_to(app.index.df.filter(app.index.df["format"] == "mlflow")["id"][0])
         await pilot.press("g")
         await _until(pilot, lambda: isinstance(app.screen, CurvesScreen)
                      and app.screen.query_one("#curves-plot").display)
@@ -83,7 +83,7 @@ async def shoot(root: str) -> list[Path]:
         await pilot.press("escape")
         app.view.sort = None
         app.view.columns = ["repo", "line", "name", "metrics.loss", "size_bytes", "updated_at", "status"]
-        app.refresh_table()
+        app.main_screen.refresh_table()
         await pilot.press("right", "right", "right", "k")
         await _until(pilot, lambda: isinstance(app.screen, KeepTopScreen))
         await pilot.press("enter")
@@ -92,7 +92,7 @@ async def shoot(root: str) -> list[Path]:
     app = MlrepoApp(root, label="demo", live=False)
     async with app.run_test(size=SMALL) as pilot:
         await _ready(pilot, app)
-        app.sort_best("metrics.accuracy.holdout.val")
+        app.main_screen.sort_best("metrics.accuracy.holdout.val")
         await save(app, pilot, "main-80x24")
     return shots
 

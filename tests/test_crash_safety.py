@@ -22,8 +22,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from treeutil import CASCADE_018, age, archive_snapshot, snapshot, trash_env
@@ -261,3 +263,28 @@ def test_kill_at_random_times(tmp_path):
             world.recover_and_check()
     print(f"random kills: {killed} killed mid-run, {finished} finished first; 0 models lost")
     assert killed >= 60
+
+
+OLD_JOURNALS = Path(__file__).parent / "fixtures" / "journals-0.1"
+
+
+@pytest.mark.parametrize("scenario", ["archive", "trash", "delete"])
+def test_journals_of_0_1_recover(scenario, tmp_path):
+    """A run of mlrepo 0.1 (before the journal's records were typed) killed mid-step: this version reads the records
+    it left (the same JSON) and finishes the step. The crashed worlds were made by that version
+    (``fixtures/journals-0.1/make_journals.py``); their absolute paths are put back here."""
+    world = World(tmp_path, TWO)
+    for model in TWO:
+        shutil.rmtree(world.root / model)
+    shutil.rmtree(world.dir / "user")
+    with tarfile.open(OLD_JOURNALS / f"{scenario}.tar.gz") as tar:
+        tar.extractall(world.dir, **({"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}))
+    for path in [*(world.root / ".mlrepo").rglob("*.json"), *(world.dir / "user").rglob("*.trashinfo")]:
+        text = path.read_text()
+        place = quote(str(world.dir)) if path.suffix == ".trashinfo" else str(world.dir)
+        path.write_text(text.replace("@WORLD@", place))
+    (record,) = (world.root / ".mlrepo" / "journal").glob("*.json")
+    assert json.loads(record.read_text())["op"] == scenario
+    found = world.recover_and_check(deleted_ok=scenario == "delete")
+    expected = {"archive": [["archive"], ["folder"]], "trash": [["trash"], ["folder"]], "delete": [[], ["folder"]]}
+    assert [found[m] for m in TWO] == expected[scenario]

@@ -88,7 +88,7 @@ async def test_best_sort_and_pick_prints_path(root):
     app = MlrepoApp(str(root))
     async with app.run_test(size=(160, 40)) as pilot:
         await _loaded(pilot, app)
-        app.sort_best("score_d")  # direction down in the metadata: smallest first
+        app.main_screen.sort_best("score_d")  # direction down in the metadata: smallest first
         assert app.frame["metrics.score_d"][0] == 8.0
         assert "sorted by score_d ▲ asc" in _status(app)
         await pilot.press("p")
@@ -119,7 +119,7 @@ async def test_numbers_right_aligned_with_fixed_decimals_and_the_best_marked(roo
     async with app.run_test(size=(160, 40)) as pilot:
         await _loaded(pilot, app)
         app.view.columns = ["name", "metrics.accuracy", "metrics.score_d"]
-        app.refresh_table()
+        app.main_screen.refresh_table()
         header, *rows = _lines(app)
         cells = [line[header.index("accuracy"):header.index("accuracy") + len("accuracy")] for line in rows]
         numbers = [c for c in cells if c.strip()]
@@ -156,7 +156,7 @@ async def test_history_shows_the_lines_at_once_and_builds_a_line_on_demand(root)
     app = MlrepoApp(str(root))
     async with app.run_test(size=(160, 50)) as pilot:
         await _loaded(pilot, app)
-        app.sort_best("score_d")  # the cursor on sgd_sweep/00003
+        app.main_screen.sort_best("score_d")  # the cursor on sgd_sweep/00003
         await pilot.press("h")
         assert isinstance(app.screen, HistoryScreen)
         screen = app.screen
@@ -179,7 +179,7 @@ async def test_history_shows_the_lines_at_once_and_builds_a_line_on_demand(root)
         target = next(n for n in lines[0].children[0].children if str(n.label).startswith("  00001"))
         tree.select_node(target)
         await until(pilot, lambda: not isinstance(app.screen, HistoryScreen), "back on the table")
-        assert app.selected_row()["path"].endswith("rf_baseline/00001")
+        assert app.main_screen.selected_row()["path"].endswith("rf_baseline/00001")
 
 
 async def test_disk_shows_repos_first_then_lines_models_and_files_on_demand(root):
@@ -206,7 +206,7 @@ async def test_disk_shows_repos_first_then_lines_models_and_files_on_demand(root
         await until(pilot, lambda: any("meta" in str(c.label) for c in model.children), "the model's files")
         tree.select_node(line.children[1])
         await until(pilot, lambda: not isinstance(app.screen, DiskScreen), "back on the table")
-        assert app.selected_id() == line.children[1].data.id
+        assert app.main_screen.selected_id() == line.children[1].data.id
 
 
 async def test_curves_plot_logged_metrics_and_say_so_when_there_are_none(root, copy_fixture):
@@ -231,16 +231,16 @@ async def test_columns_can_be_moved_and_chosen(root):
     app = MlrepoApp(str(root))
     async with app.run_test(size=(160, 40)) as pilot:
         await _loaded(pilot, app)
-        first = app.shown_columns()[:3]
+        first = app.main_screen.shown_columns()[:3]
         await pilot.press("greater_than_sign")  # move "repo" one to the right; the cursor goes with it
-        assert app.shown_columns()[:3] == [first[1], first[0], first[2]]
-        assert app.current_column() == "repo"
+        assert app.main_screen.shown_columns()[:3] == [first[1], first[0], first[2]]
+        assert app.main_screen.current_column() == "repo"
         from mlrepo.tui.columns import ColumnsScreen
 
         await pilot.press("o")
         await until(pilot, lambda: isinstance(app.screen, ColumnsScreen), "the columns dialog")
         app.screen.dismiss(["name", "metrics.score_d"])
-        await until(pilot, lambda: app.shown_columns() == ["name", "metrics.score_d"], "the columns applied")
+        await until(pilot, lambda: app.main_screen.shown_columns() == ["name", "metrics.score_d"], "the columns applied")
         assert app.frame.columns == ["id", "name", "metrics.score_d"]
 
 
@@ -259,7 +259,7 @@ async def test_palette_lists_mlrepo_actions_and_finds_models_by_words_in_any_ord
             options.get_option_at_index(0).prompt), "the model found")
         await pilot.press("enter")
         await until(pilot, lambda: len(app.screen_stack) == 1, "the palette closed")
-        assert app.selected_row()["path"].endswith("cnn_small/00002")
+        assert app.main_screen.selected_row()["path"].endswith("cnn_small/00002")
         await pilot.press("ctrl+p", *"Mark")  # an action run from the palette acts on the table
         options = app.screen.query_one("CommandList")
         await until(pilot, lambda: options.option_count and "Mark" in str(options.get_option_at_index(0).prompt),
@@ -298,7 +298,7 @@ async def test_narrow_terminal_gives_the_table_the_room_and_i_shows_the_detail(r
     async with app.run_test(size=(160, 40)) as pilot:
         await _loaded(pilot, app)
         assert app.query_one("#detail").display
-        path = app.selected_row()["path"]
+        path = app.main_screen.selected_row()["path"]
         shown = _text(app.query_one("#detail-body").content, width=30)  # narrow: wrapped, never cut
         assert path.replace("/", "") in shown.replace("\n", "").replace(" ", "").replace("/", "")
 
@@ -312,7 +312,7 @@ async def test_unreadable_models_are_shown_with_their_error_and_never_crash(tmp_
     async with app.run_test(size=(120, 30)) as pilot:
         await _loaded(pilot, app)
         assert "1 models" in _status(app) and "1 unreadable" in _status(app)
-        assert "error" in app.shown_columns()
+        assert "error" in app.main_screen.shown_columns()
         assert any("every model is unreadable" in (n.title or "") for n in app._notifications)
         await pilot.press("h", "escape", "d", "escape", "g", "escape")
         await until(pilot, lambda: len(app.screen_stack) == 1, "back on the table")
@@ -341,9 +341,9 @@ async def test_live_update_keeps_cursor_sort_and_the_focus_in_the_filter_box(roo
     app = MlrepoApp(str(root))
     async with app.run_test(size=(160, 40)) as pilot:
         await _loaded(pilot, app)
-        app.sort_best("score_d")
+        app.main_screen.sort_best("score_d")
         await pilot.press("down")
-        selected = app.selected_id()
+        selected = app.main_screen.selected_id()
         await until(pilot, lambda: app.live is not None and app.live.running, "the watcher running")
         await pilot.press("slash", *"metrics.f1")
         new = root / "tabular" / "sgd_sweep" / "00004"
@@ -352,12 +352,12 @@ async def test_live_update_keeps_cursor_sort_and_the_focus_in_the_filter_box(roo
         await pilot.press(*" > 0.5")
         filter_box = app.query_one("#filter")
         assert app.focused is filter_box and filter_box.value == "metrics.f1 > 0.5"
-        assert app.selected_id() == selected and app.view.sort == "metrics.score_d"
+        assert app.main_screen.selected_id() == selected and app.view.sort == "metrics.score_d"
         assert len(app.screen_stack) == 1 and not app.marked
         await pilot.press("escape")
         shutil.rmtree(new)
         await until(pilot, lambda: _status(app).startswith("14 models"), "the model gone")
-        assert app.selected_id() == selected and app.focused is app.table
+        assert app.main_screen.selected_id() == selected and app.focused is app.table
 
 
 async def test_trash_marked_after_confirming_the_plan(copy_fixture, tmp_path, monkeypatch):
@@ -371,7 +371,7 @@ async def test_trash_marked_after_confirming_the_plan(copy_fixture, tmp_path, mo
     app = MlrepoApp(str(root), live=False)
     async with app.run_test(size=(160, 45)) as pilot:
         await _loaded(pilot, app)
-        app.sort_best("score_d")  # sgd_sweep 00003, 00002, 00000, 00001 first
+        app.main_screen.sort_best("score_d")  # sgd_sweep 00003, 00002, 00000, 00001 first
         await pilot.press("m", "m")
         await pilot.press("x")
         await until(pilot, lambda: isinstance(app.screen, PlanScreen), "the plan")
@@ -401,9 +401,9 @@ async def test_keep_top_asks_k_with_a_default_and_the_groups(copy_fixture, per, 
     async with app.run_test(size=(160, 45)) as pilot:
         await _loaded(pilot, app)
         app.view.columns = ["name", "metrics.score_d"]
-        app.refresh_table()
+        app.main_screen.refresh_table()
         await pilot.press("right")  # onto score_d
-        assert app.current_column() == "metrics.score_d"
+        assert app.main_screen.current_column() == "metrics.score_d"
         await pilot.press("k")
         assert isinstance(app.screen, KeepTopScreen)
         assert app.screen.query_one("#keeptop-k").value == "3"  # the default K
@@ -425,9 +425,9 @@ async def test_updates_while_another_screen_is_open(root):
         await _loaded(pilot, app)
         await pilot.press("h")
         assert isinstance(app.screen, HistoryScreen)
-        app.refresh_table()
+        app.main_screen.refresh_table()
         app.view.where = "params.optimizer.name = 'adam'"
-        app.refresh_table()
+        app.main_screen.refresh_table()
         assert isinstance(app.screen, HistoryScreen)
         assert _status(app).startswith("4 of 14 models")
         await pilot.press("escape")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mlrepo.commands.views.text import cell
 from mlrepo.repo_index import Index
+from mlrepo.repo_index.labels import model_label
 from mlrepo.tui.bars import KeyBar
 from rich.table import Table
 from rich.text import Text
@@ -18,7 +19,7 @@ def compare_table(rows: list[dict], index: Index, only_differences: bool) -> Tab
     table = Table(show_edge=False, header_style="bold")
     table.add_column("key")
     for row in rows:
-        table.add_column("/".join(str(p) for p in (row["repo"], row["line"], row["name"]) if p))
+        table.add_column(model_label(row))
     for col in ["size_bytes", *index.metric_columns, *index.param_columns]:
         values = [row.get(col) for row in rows]
         if all(v is None for v in values):

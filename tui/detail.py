@@ -6,6 +6,7 @@ import os
 
 from mlrepo.commands.views.text import cell, visible
 from mlrepo.repo_index import Index
+from mlrepo.repo_index.labels import model_label
 from mlrepo.repo_index.ranking import direction_by_name
 from rich.console import RenderableType
 from rich.text import Text
@@ -29,7 +30,7 @@ def _rows(text: Text, rows: list[tuple[str, str, str]], value_style: str = "") -
 
 
 def detail(row: dict, index: Index) -> RenderableType:
-    title = "/".join(visible(str(p)) for p in (row["repo"], row["line"], row["name"]) if p)
+    title = visible(model_label(row))
     text = Text(overflow="fold")
     text.append(title + "\n", style="bold")
     text.append(visible(home_relative(row["path"])) + "\n", style="underline")

@@ -3,12 +3,14 @@ its name in any order (``vit 00003`` finds ``vision/vit_tiny/00003``)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TYPE_CHECKING
 
 import polars as pl
+from mlrepo.repo_index.labels import label_expr
+from mlrepo.tui import bindings
 from rich.text import Text
-from textual.binding import Binding
 from textual.command import CommandPalette, DiscoveryHit, Hit, Hits, Provider
 
 if TYPE_CHECKING:
@@ -18,28 +20,30 @@ MOST = 50  # models offered at once
 
 
 class ActionsProvider(Provider):
-    def _actions(self) -> list[tuple[str, str, str]]:
+    def _actions(self) -> list[tuple[str, Callable[[], Awaitable[bool]], str]]:
+        """(description, run it, key) of each action that would act where the palette was opened: the table's
+        own actions run on the main screen, the others on the app."""
         app: MlrepoApp = self.app  # type: ignore[assignment]
         under = [s for s in app.screen_stack if not isinstance(s, CommandPalette)]  # where the action will run
-        out = []
-        for binding in app.BINDINGS:
-            name = binding.action.split("(")[0] if isinstance(binding, Binding) and not binding.system else ""
-            if name and not app.quitting and (name not in app.TABLE_ACTIONS or len(under) == 1):
-                out.append((binding.description, binding.action, app.get_key_display(binding)))  # type: ignore[union-attr,arg-type]
+        out: list[tuple[str, Callable[[], Awaitable[bool]], str]] = []
+        for binding in bindings.ALL:
+            name = bindings.action_name(binding) if not binding.system else ""
+            if name and not app.quitting and (name not in bindings.TABLE_ACTIONS or len(under) == 1):
+                namespace = app if name in bindings.ON_APP else app.main_screen
+                out.append((binding.description, partial(app.run_action, binding.action, namespace),
+                            app.get_key_display(binding)))
         return out
 
     async def discover(self) -> Hits:
-        app: MlrepoApp = self.app  # type: ignore[assignment]
-        for description, action, key in self._actions():
-            yield DiscoveryHit(description, partial(app.run_action, action), help=f"key: {key}")
+        for description, run, key in self._actions():
+            yield DiscoveryHit(description, run, help=f"key: {key}")
 
     async def search(self, query: str) -> Hits:
-        app: MlrepoApp = self.app  # type: ignore[assignment]
         matcher = self.matcher(query)
-        for description, action, key in self._actions():
+        for description, run, key in self._actions():
             score = matcher.match(description)
             if score > 0:
-                yield Hit(score, matcher.highlight(description), partial(app.run_action, action), help=f"key: {key}")
+                yield Hit(score, matcher.highlight(description), run, help=f"key: {key}")
 
 
 def find_models(df: pl.DataFrame, query: str, most: int = MOST) -> list[tuple[str, str]]:
@@ -47,7 +51,7 @@ def find_models(df: pl.DataFrame, query: str, most: int = MOST) -> list[tuple[st
     words = query.lower().split()
     if not words or df.is_empty():
         return []
-    label = pl.concat_str([pl.col("repo"), pl.col("line"), pl.col("name")], separator="/", ignore_nulls=True)
+    label = label_expr()
     frame = df.select("id", label.alias("label"))
     haystack = pl.concat_str([pl.col("label"), pl.col("id")], separator=" ").str.to_lowercase()
     for word in words:
@@ -74,4 +78,5 @@ class ModelsProvider(Provider):
         for rank, (model_id, label) in enumerate(find_models(app.index.df, query)):
             score = 1.0 - rank / (2 * MOST)  # shorter labels, holding the words more tightly, come first below
             score *= min(1.0, 12 / max(len(label), 1)) ** 0.1
-            yield Hit(score, highlight(label, words), partial(app.jump_to, model_id), help="jump to model")
+            yield Hit(score, highlight(label, words), partial(app.main_screen.jump_to, model_id),
+                      help="jump to model")

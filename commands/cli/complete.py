@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 import orjson
+from mlrepo.repo_index.files import atomic_write
 
 VERSION = 1
 
@@ -39,10 +40,7 @@ def save_names(root: str, columns: list[str], metrics: list[str], ids: list[str]
         pass
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
+        atomic_write(path, lambda fh: fh.write(data))
     except OSError:
         pass
 

@@ -15,19 +15,20 @@ import click
 from mlrepo.commands.cli import bucket_moves
 from mlrepo.commands.cli.common import get_root, load, visible
 from mlrepo.commands.cli.console import err
-from mlrepo.commands.cli.roots import check_refs_inside, split_root
+from mlrepo.commands.cli.roots import Root, check_refs_inside, split_root
 from mlrepo.errors import FailedError, RefusedError, UsageError
+from mlrepo.repo_index.remote.location import is_url
 
 if TYPE_CHECKING:  # loaded when a command runs: `prune --help` and a TAB load neither polars nor rich
     from mlrepo.commands import operations
     from mlrepo.commands.operations.plan import Plan
     from mlrepo.commands.operations.remote_plan import RemotePlan
+    from mlrepo.repo_index import Index
     from rich.progress import Progress
 
 
 def _recover(root: str) -> None:
     from mlrepo.commands import operations
-    from mlrepo.repo_index.remote.location import is_url
 
     if is_url(root):
         bucket_moves.recover(root)
@@ -36,6 +37,25 @@ def _recover(root: str) -> None:
     messages = operations.recover_pending(root)
     for line in messages:
         err.print(visible(f"recovered: {line}"), markup=False)
+
+
+def _named(args: tuple[str, ...], root_opt: str | None, selecting: bool, yes: bool, missing: str
+           ) -> tuple[Root, list[str]]:
+    """ROOT and the models named by archive's and restore's ``[ROOT] MODEL…`` (or ``--root DIR MODEL…``): a usage
+    error saying ``missing`` when none is named and no selector is given."""
+    given, refs = (root_opt, list(args)) if root_opt is not None else split_root(args, selecting)
+    if not refs and not selecting:
+        raise UsageError(missing)
+    root = get_root(given, yes, "--root" if root_opt is not None else "the ROOT argument", remote=True)
+    check_refs_inside(root, refs)
+    return root, refs
+
+
+def _loaded(root: Root, dry_run: bool) -> Index:
+    """ROOT's journal recovered first (not for a dry run), then its index."""
+    if not dry_run:
+        _recover(root.path)
+    return load(root, write=not dry_run)
 
 
 def _archive_target(root: str, archive_to: str | None) -> str:
@@ -48,8 +68,6 @@ def _archive_target(root: str, archive_to: str | None) -> str:
 
 def _local_only(root: str, folder: str | None, option: str) -> bool:
     """Whether ROOT is a remote root; there a local archive folder makes no sense (archives go into the bucket)."""
-    from mlrepo.repo_index.remote.location import is_url
-
     if is_url(root) and folder:
         raise UsageError(f"{option} names a local folder; on a remote root the archives go under "
                          f"{root.rstrip('/')}/.mlrepo/archive/")
@@ -278,20 +296,23 @@ def archive(args: tuple[str, ...], root_opt: str | None, where_expr: str | None,
     """
     from mlrepo.commands.operations.plan import parse_age, plan_selection
 
-    given, refs = (root_opt, list(args)) if root_opt is not None else split_root(args, where_expr is not None)
-    if not refs and where_expr is None:
-        raise UsageError("name the models to archive (id, path or repo/line/name), or give --where EXPR")
-    root = get_root(given, yes, "--root" if root_opt is not None else "the ROOT argument")
-    check_refs_inside(root, refs)
-    if not dry_run:
-        _recover(root.path)
-    idx = load(root, write=not dry_run)
+    root, refs = _named(args, root_opt, where_expr is not None, yes,
+                        "name the models to archive (id, path or repo/line/name), or give --where EXPR")
+    remote = _local_only(root.path, archive_to, "--to DIR")
+    idx = _loaded(root, dry_run)
     plan = plan_selection(idx, refs, where_expr, recent=parse_age(recent),
-                          archive_dir=_archive_target(idx.root, archive_to))
-    _show_plan(plan, fmt, "archive")
+                          archive_dir=None if remote else _archive_target(idx.root, archive_to))
+    if remote:
+        bucket, on_bucket = bucket_moves.plan_on_bucket(idx.root, plan.removed, "archive")
+        _show_plan(plan, fmt, "archive", on_bucket)
+        if not dry_run:
+            bucket_moves.execute_on_bucket(bucket, on_bucket, yes)
+    else:
+        _show_plan(plan, fmt, "archive")
+        if not dry_run:
+            _execute(idx.root, plan, "archive", archive_to, yes)
     if dry_run:
         return
-    _execute(idx.root, plan, "archive", archive_to, yes)
     refused = [d for d in plan.kept if refs]
     if refused:
         raise FailedError(f"{len(refused)} named model(s) were not archived: " + "; ".join(
@@ -315,14 +336,12 @@ def restore(args: tuple[str, ...], root_opt: str | None, everything: bool, dry_r
     from mlrepo.commands.views.plan import restore_table
     from mlrepo.repo_index.units import human_size
 
-    given, refs = (root_opt, list(args)) if root_opt is not None else split_root(args, everything)
-    if not refs and not everything:
-        raise UsageError("name the models to restore (id, path or repo/line/name), or give --all")
-    root = get_root(given, yes, "--root" if root_opt is not None else "the ROOT argument")
-    check_refs_inside(root, refs)
-    if not dry_run:
-        _recover(root.path)
-    idx = load(root, write=not dry_run)
+    root, refs = _named(args, root_opt, everything, yes,
+                        "name the models to restore (id, path or repo/line/name), or give --all")
+    if is_url(root.path):
+        bucket_moves.restore_on_bucket(root.path, refs, everything, dry_run, yes, fmt)
+        return
+    idx = _loaded(root, dry_run)
     items = plan_restore(idx, refs, everything)
     if fmt == "json":
         sys.stdout.buffer.write(orjson.dumps([{"id": i.id, "path": i.path, "kind": i.kind, "source": i.source,

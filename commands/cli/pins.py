@@ -10,10 +10,7 @@ from mlrepo.commands.cli.roots import check_refs_inside, split_root
 from mlrepo.errors import UsageError
 from mlrepo.repo_index import pins as pinning
 from mlrepo.repo_index.index import find_model
-
-
-def _label(row: dict) -> str:
-    return "/".join(str(row[k]) for k in ("repo", "line", "name") if row.get(k))
+from mlrepo.repo_index.labels import model_label
 
 
 @click.command()
@@ -34,7 +31,7 @@ def pin(args: tuple[str, ...], note: str) -> None:
     rows = [find_model(idx, ref) for ref in refs]
     made = pinning.pin(idx.root, [(str(r["id"]), str(r["path"])) for r in rows], note)
     for row, p in zip(rows, made, strict=True):
-        err.print(f"pinned {_label(row)} ({p.id})" + (f": {p.note}" if p.note else ""), markup=False)
+        err.print(f"pinned {model_label(row)} ({p.id})" + (f": {p.note}" if p.note else ""), markup=False)
 
 
 @click.command()

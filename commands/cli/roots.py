@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from mlrepo.errors import UsageError
 from mlrepo.repo_index.remote.location import is_url, parse_url
+from mlrepo.repo_index.files import is_within  # not the operations' one: it would load polars for a TAB
 
 ENV = "MLREPO_ROOT"
 SYSTEM_FOLDERS = frozenset({
@@ -66,7 +67,7 @@ def not_a_store(path: str) -> str | None:
         return "the file system's root"
     if real == home:
         return "your home folder"
-    if home.startswith(real.rstrip(os.sep) + os.sep):
+    if is_within(home, real):  # real is not home itself (above)
         return "a folder above your home folder"
     if real in SYSTEM_FOLDERS or path in SYSTEM_FOLDERS:
         return "a system folder"
@@ -94,7 +95,7 @@ def check_refs_inside(root: Root, refs: Sequence[str]) -> None:
         if not looks_like_path(ref):
             continue
         path = os.path.abspath(os.path.expanduser(ref))  # need not exist: a trashed model's folder is gone
-        if os.path.commonpath([path, root.path]) != root.path:
+        if not is_within(path, root.path):
             raise UsageError(f"{ref} is not under ROOT {root.path} ({root.source}); give the root that holds it "
                              f"(--root DIR, or MLREPO_ROOT)")
 
@@ -111,11 +112,6 @@ def split_root(args: Sequence[str], selecting: bool) -> tuple[str | None, list[s
     if selecting and not rest and (looks_like_path(first) or os.path.isdir(first)):
         return first, []  # `restore /typo --all`: a ROOT that is checked, never a model that is searched for
     if os.path.isdir(first) and (selecting or rest):
-        if all(not os.path.exists(a) or _within(a, first) for a in rest):
+        if all(not os.path.exists(a) or is_within(os.path.realpath(a), os.path.realpath(first)) for a in rest):
             return first, rest
     return None, list(args)
-
-
-def _within(path: str, folder: str) -> bool:
-    path, folder = os.path.realpath(path), os.path.realpath(folder)
-    return os.path.commonpath([path, folder]) == folder

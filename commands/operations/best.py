@@ -8,6 +8,7 @@ import os
 import polars as pl
 from mlrepo.commands.operations.guards import UNFINISHED
 from mlrepo.repo_index.remote.location import is_url
+from mlrepo.repo_index.labels import model_label
 
 FAILED = ("failed", "killed")
 
@@ -23,7 +24,7 @@ def rankable(frame: pl.DataFrame, include_unfinished: bool = False, include_fail
 def missing_folder(row: dict) -> str | None:
     """Why the model's path cannot be handed to a script (None when it is an existing folder)."""
     path = str(row.get("path") or "")
-    label = "/".join(str(row[k]) for k in ("repo", "line", "name") if row.get(k))
+    label = model_label(row)
     if path and (is_url(path) or os.path.isdir(path)):  # a remote model exists: it was just listed
         return None
     if row.get("status") in ("archived", "trashed"):

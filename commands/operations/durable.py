@@ -8,29 +8,15 @@ from datetime import datetime, timezone
 
 import orjson
 from mlrepo.commands.operations.faults import fault
+from mlrepo.repo_index.files import atomic_write, fsync_dir, unlink_durably
 
-
-def fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except FileNotFoundError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+__all__ = ["fsync_dir", "now_iso", "remove_tree", "rename_durably", "unlink_durably", "write_json"]
 
 
 def write_json(path: str, obj: object) -> None:
     """Replace ``path`` atomically and durably with ``obj`` as JSON."""
-    folder = os.path.dirname(path)
-    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}")
-    with open(tmp, "wb") as fh:
-        fh.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_dir(folder)
+    data = orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
+    atomic_write(path, lambda fh: fh.write(data), durable=True)
 
 
 def rename_durably(src: str, dst: str) -> None:

@@ -13,6 +13,7 @@ import time
 
 import orjson
 from mlrepo.commands.operations.durable import fsync_dir, now_iso, write_json
+from mlrepo.commands.operations.steps import JournalStep, to_fields
 from mlrepo.errors import MlrepoError
 from mlrepo.repo_index.readers.parsing import read_bytes
 from mlrepo.repo_index.state import checked_dir, real_state, state_dir
@@ -76,6 +77,11 @@ class Step:
         return step
 
     @classmethod
+    def start(cls, root: str, data: JournalStep) -> "Step":
+        """``begin`` for a typed step: its record holds the step's fields as ``to_fields`` writes them."""
+        return cls.begin(root, data.op, **to_fields(data))
+
+    @classmethod
     def load(cls, root: str, path: str) -> "Step":
         """A journal file as a step; ValueError when it is not a readable JSON object (a FIFO, a bomb...)."""
         try:
@@ -92,6 +98,10 @@ class Step:
     def update(self, **fields: object) -> None:
         self.record.update(fields)
         write_json(self.path, self.record)
+
+    def advance(self, data: JournalStep) -> None:
+        """``update`` for a typed step: the record takes its new phase and fields."""
+        self.update(**to_fields(data))
 
     def done(self, outcome: str, **extra: object) -> None:
         log_line = {"time": now_iso(), "op": self.record.get("op"), "outcome": outcome,

@@ -23,20 +23,29 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
-from typing import cast
+from dataclasses import dataclass, field, replace
 
 from mlrepo.commands.operations import removed_runs, tarzst, trash, trust
 from mlrepo.commands.operations.durable import (
-    fsync_dir,
     now_iso,
     remove_tree,
     rename_durably,
+    unlink_durably,
 )
 from mlrepo.commands.operations.faults import fault
 from mlrepo.commands.operations.fingerprint import footprint
 from mlrepo.commands.operations.journal import Step, leftovers, pending
 from mlrepo.commands.operations.paths import is_within, model_path_problem, scratch_dir
+from mlrepo.commands.operations.steps import (
+    ArchiveStep,
+    DeleteStep,
+    JournalStep,
+    MlflowStageStep,
+    RestoreArchiveStep,
+    RestoreTrashStep,
+    Stage,
+    TrashStep,
+)
 from mlrepo.commands.operations.trust import Untrusted
 from mlrepo.errors import FailedError
 from mlrepo.repo_index import archived as ledger
@@ -75,9 +84,19 @@ def _slug(rel: str) -> str:
     return text.strip("._")[:120] or "model"
 
 
-def _entry(model: dict, kind: str, **fields: object) -> dict:
-    return {"kind": kind, "id": model["id"], "rel": model["row"].get("_rel"), "path": model["path"],
-            "moved_at": now_iso(), "row": model["row"], "metrics": model.get("metrics") or {}, **fields}
+def _entry(model: dict, kind: ledger.Kind) -> ledger.LedgerEntry:
+    """The ledger entry of a model being moved, before the fields of where it goes."""
+    return ledger.LedgerEntry(kind=kind, id=model["id"], rel=model["row"].get("_rel"), path=model["path"],
+                              moved_at=now_iso(), row=model["row"], metrics=model.get("metrics") or {})
+
+
+def _rename_or_fail(step: Step, src: str, dst: str) -> None:
+    """A step's one rename; refused by the kernel, nothing has moved and the step ends as failed."""
+    try:
+        rename_durably(src, dst)
+    except OSError as exc:
+        step.done("failed")
+        raise Refused(str(exc)) from None
 
 
 def check_unchanged(path: str, expected: str | None) -> None:
@@ -112,8 +131,8 @@ def archive_model(root: str, model: dict, archive_dir: str, on_bytes=None) -> Mo
     tomb = os.path.join(scratch_dir(root, os.path.dirname(path), "tomb"), f"{stamp}-{model['id']}")
     entry_path = os.path.join(ledger.ledger_dir(root), f"{model['id']}-{stamp}.json")
     size = int(model["row"].get("size_bytes") or 0)
-    step = Step.begin(root, "archive", phase="writing", id=model["id"], path=path, tmp=tmp, archive=final,
-                      tomb=tomb, ledger=entry_path)
+    data = ArchiveStep(id=model["id"], path=path, tmp=tmp, archive=final, tomb=tomb, ledger=entry_path)
+    step = Step.start(root, data)
     fault("archive:journaled")
     try:
         written = tarzst.write_archive(path, tmp, on_bytes)
@@ -125,48 +144,47 @@ def archive_model(root: str, model: dict, archive_dir: str, on_bytes=None) -> Mo
         sha, nbytes = tarzst.verify(final, written.listing, folder=path)
         digest = tarzst.stat_digest(path)
         fault("archive:verified")
-        ledger.write_entry(root, os.path.basename(entry_path)[:-5], _entry(
-            model, "archive", archive=final, archive_sha256=sha, archive_bytes=nbytes, members=len(written.listing),
-            content_bytes=written.content_bytes))
+        ledger.write_entry(root, os.path.basename(entry_path)[:-5], replace(
+            _entry(model, "archive"), archive=final, archive_sha256=sha, archive_bytes=nbytes,
+            members=len(written.listing), content_bytes=written.content_bytes))
         fault("archive:ledger")
     except BaseException as exc:
-        _rollback_archive(step)
+        _rollback_archive(step, data)
         if isinstance(exc, (tarzst.ArchiveError, OSError)):
             raise Refused(str(exc)) from None
         raise
-    step.update(phase="archived", sha256=sha, digest=digest)
+    data = replace(data, phase="archived", sha256=sha, digest=digest)
+    step.advance(data)
     fault("archive:journal-archived")
     try:
-        _finish_archive(step)
+        _finish_archive(step, data)
     except OSError as exc:
         if os.path.lexists(path) and not os.path.lexists(tomb):  # the folder could not be moved: undo
-            _rollback_archive(step, f"rolled back: {exc}")
+            _rollback_archive(step, data, f"rolled back: {exc}")
             raise Refused(f"could not remove the folder ({exc}); the archive was discarded") from None
         raise Refused(f"could not finish removing the folder ({exc}); the next run will finish it") from None
     return Moved(model["id"], path, "archived", final, size, nbytes)
 
 
-def _rollback_archive(step: Step, outcome: str = "rolled back") -> None:
+def _rollback_archive(step: Step, data: ArchiveStep, outcome: str = "rolled back") -> None:
     """Undo an archive step that had not reached "archived": the folder is untouched; remove what was written."""
-    path = str(step.get("path"))
-    if not os.path.isdir(path) and os.path.lexists(str(step.get("archive"))):
+    if not os.path.isdir(data.path) and os.path.lexists(data.archive):
         # never the last copy: the folder is gone (not by us), so the archive stays as the model's only place
         step.done("kept archive: folder missing")
         return
-    for leftover in (step.get("tmp"), step.get("archive")):
-        if leftover and os.path.lexists(str(leftover)):
-            os.unlink(str(leftover))
-            fsync_dir(os.path.dirname(str(leftover)))
-    ledger.remove_entry(str(step.get("ledger")))
+    for leftover in (data.tmp, data.archive):
+        if leftover and os.path.lexists(leftover):
+            unlink_durably(leftover)
+    ledger.remove_entry(data.ledger)
     step.done(outcome)
 
 
-def _finish_archive(step: Step) -> None:
+def _finish_archive(step: Step, data: ArchiveStep) -> None:
     """Complete an archive step past "archived": the folder goes to a tombstone, then the tombstone is deleted."""
-    path, tomb = str(step.get("path")), str(step.get("tomb"))
+    path, tomb = data.path, data.tomb
     if os.path.lexists(path) and not os.path.lexists(tomb):
-        if tarzst.stat_digest(path) != step.get("digest"):  # written to after it was verified: keep it
-            _rollback_archive(step, "rolled back: folder changed after archiving")
+        if tarzst.stat_digest(path) != data.digest:  # written to after it was verified: keep it
+            _rollback_archive(step, data, "rolled back: folder changed after archiving")
             raise Refused(f"{path} changed after it was archived; left in place")
         os.makedirs(os.path.dirname(tomb), exist_ok=True)
         rename_durably(path, tomb)
@@ -174,29 +192,29 @@ def _finish_archive(step: Step) -> None:
     if os.path.lexists(tomb):
         remove_tree(tomb, "archive:tomb-partial")
         fault("archive:removed")
-    step.done("archived", archive=step.get("archive"))
+    step.done("archived", archive=data.archive)
 
 
-def _recover_archive(step: Step) -> str:
-    if step.get("phase") != "archived":
-        _rollback_archive(step)
-        return f"rolled back the archiving of {step.get('path')} (the folder was kept)"
-    archive, tomb, path = str(step.get("archive")), str(step.get("tomb")), str(step.get("path"))
-    ok = os.path.isfile(archive) and tarzst.file_sha256(archive) == step.get("sha256")
+def _recover_archive(step: Step, data: ArchiveStep) -> str:
+    if data.phase != "archived":
+        _rollback_archive(step, data)
+        return f"rolled back the archiving of {data.path} (the folder was kept)"
+    archive, tomb, path = data.archive, data.tomb, data.path
+    ok = os.path.isfile(archive) and tarzst.file_sha256(archive) == data.sha256
     if not ok:  # the verified archive is gone or damaged: the model must stay (or go back) in its folder
         if os.path.lexists(tomb) and not os.path.lexists(path):
-            whole = tarzst.stat_digest(tomb) == step.get("digest")
+            whole = tarzst.stat_digest(tomb) == data.digest
             rename_durably(tomb, path)
             if not whole:  # its removal had begun: keep the folder and what is left of the archive, and say so
                 step.done("failed: archive damaged, folder partly removed")
                 return f"error: {path}: the archive is damaged and the folder partly removed; both were kept"
         if os.path.lexists(path):
-            _rollback_archive(step, "rolled back: archive damaged")
+            _rollback_archive(step, data, "rolled back: archive damaged")
             return f"archive of {path} was damaged; the folder was kept"
         step.done("failed: archive damaged, folder gone")
         return f"error: {path}: archive damaged and folder gone"
     try:
-        _finish_archive(step)
+        _finish_archive(step, data)
     except Refused as exc:
         return str(exc)
     return f"finished archiving {path}"
@@ -210,25 +228,25 @@ def trash_model(root: str, model: dict, expect: str | None = None) -> Moved:
     except (trash.TrashError, OSError) as exc:
         raise Refused(str(exc)) from None
     entry_path = os.path.join(ledger.ledger_dir(root), f"{model['id']}-{_stamp()}.json")
-    entry = _entry(model, "trash", trash_files=target.files_path, trash_info=target.info_path,
-                   trash_dir=target.trash_dir, trash_topdir=target.topdir)
-    step = Step.begin(root, "trash", phase="trashing", id=model["id"], path=path, ledger=entry_path, entry=entry)
+    entry = replace(_entry(model, "trash"), trash_files=target.files_path, trash_info=target.info_path,
+                    trash_dir=target.trash_dir, trash_topdir=target.topdir)
+    data = TrashStep(id=model["id"], path=path, ledger=entry_path, entry=entry)
+    step = Step.start(root, data)
     fault("trash:journaled")
     try:
         where = trash.move(path, target, fault)
     except BaseException as exc:
-        _recover_trash(step)
+        _recover_trash(step, data)
         if isinstance(exc, (trash.TrashError, OSError)):
             raise Refused(str(exc)) from None
         raise
     fault("trash:moved")
     if expect is not None and footprint(where.files_path, time.time_ns()).digest != expect:
         rename_durably(where.files_path, path)  # written to just before the move: put back, keep it
-        os.unlink(where.info_path)
-        fsync_dir(os.path.dirname(where.info_path))
+        unlink_durably(where.info_path)
         step.done("rolled back: changed")
         raise Refused("changed while it was being trashed; put back and kept")
-    entry.update(trash_files=where.files_path, trash_info=where.info_path)
+    entry = replace(entry, trash_files=where.files_path, trash_info=where.info_path)
     ledger.write_entry(root, os.path.basename(entry_path)[:-5], entry)
     fault("trash:ledger")
     step.done("trashed", trash_info=where.info_path)
@@ -236,18 +254,16 @@ def trash_model(root: str, model: dict, expect: str | None = None) -> Moved:
                  extra={"trash_info": where.info_path})
 
 
-def _recover_trash(step: Step) -> str:
-    entry = dict(cast("dict[str, object]", step.get("entry")))  # a dict: trust.journal_record checked it
-    path = str(step.get("path"))
-    files, info = str(entry["trash_files"]), str(entry["trash_info"])
+def _recover_trash(step: Step, data: TrashStep) -> str:
+    entry, path = data.entry, data.path
+    files, info = str(entry.trash_files), str(entry.trash_info)
     if os.path.lexists(files) and os.path.lexists(info):  # moved: finish
-        ledger.write_entry(step.root, os.path.basename(str(step.get("ledger")))[:-5], entry)
+        ledger.write_entry(step.root, os.path.basename(data.ledger)[:-5], entry)
         step.done("trashed", trash_info=info)
         return f"finished trashing {path}"
     if os.path.lexists(info) and not os.path.lexists(files) and \
-            trash.original_path(info, str(entry.get("trash_topdir") or "") or None) == os.path.normpath(path):
-        os.unlink(info)  # the entry was written, the folder not moved: it stays where it is
-        fsync_dir(os.path.dirname(info))
+            trash.original_path(info, entry.trash_topdir or None) == os.path.normpath(path):
+        unlink_durably(info)  # the entry was written, the folder not moved: it stays where it is
     step.done("rolled back")
     return f"rolled back the trashing of {path} (the folder was kept)"
 
@@ -256,13 +272,9 @@ def _recover_trash(step: Step) -> str:
 def delete_model(root: str, model: dict, expect: str | None = None) -> Moved:
     path = _movable(root, model)
     tomb = os.path.join(scratch_dir(root, os.path.dirname(path), "tomb"), f"{_stamp()}-{model['id']}")
-    step = Step.begin(root, "delete", phase="deleting", id=model["id"], path=path, tomb=tomb)
+    step = Step.start(root, DeleteStep(id=model["id"], path=path, tomb=tomb))
     fault("delete:journaled")
-    try:
-        rename_durably(path, tomb)
-    except OSError as exc:
-        step.done("failed")
-        raise Refused(str(exc)) from None
+    _rename_or_fail(step, path, tomb)
     fault("delete:tombstoned")
     if expect is not None and footprint(tomb, time.time_ns()).digest != expect:  # written to just before
         rename_durably(tomb, path)
@@ -274,42 +286,42 @@ def delete_model(root: str, model: dict, expect: str | None = None) -> Moved:
     return Moved(model["id"], path, "deleted", None, int(model["row"].get("size_bytes") or 0))
 
 
-def _recover_delete(step: Step) -> str:
-    tomb = str(step.get("tomb"))
-    if os.path.lexists(tomb):
-        remove_tree(tomb)
+def _recover_delete(step: Step, data: DeleteStep) -> str:
+    if os.path.lexists(data.tomb):
+        remove_tree(data.tomb)
         step.done("deleted")
-        return f"finished deleting {step.get('path')}"
-    step.done("deleted" if not os.path.lexists(str(step.get("path"))) else "rolled back")
-    return f"checked the deletion of {step.get('path')}"
+        return f"finished deleting {data.path}"
+    step.done("deleted" if not os.path.lexists(data.path) else "rolled back")
+    return f"checked the deletion of {data.path}"
 
 
 # -- restore ----------------------------------------------------------------------------------------------------
 def restore_entry(root: str, entry_path: str, entry: dict, on_bytes=None) -> Moved:
-    """Bring one archived or trashed model (a ledger entry) back to its folder."""
+    """Bring one archived or trashed model back to its folder (``entry``: its ledger entry's JSON object, checked
+    here before anything is done)."""
     try:
-        trust.ledger_entry(entry, root)
+        checked = trust.ledger_entry(entry, root)
     except Untrusted as exc:
         raise Refused(f"its ledger entry is refused: {exc}") from None
-    path = os.path.normpath(str(entry["path"]))
+    path = os.path.normpath(checked.path)
     if os.path.lexists(path):
         raise Refused(f"something is already at {path}; move it away first")
-    if entry["kind"] == "trash":
-        return _restore_trashed(root, entry_path, entry)
-    return _restore_archived(root, entry_path, entry, on_bytes)
+    if checked.kind == "trash":
+        return _restore_trashed(root, entry_path, checked)
+    return _restore_archived(root, entry_path, checked, on_bytes)
 
 
-def _restore_archived(root: str, entry_path: str, entry: dict, on_bytes=None) -> Moved:
-    path, archive = str(entry["path"]), str(entry["archive"])
+def _restore_archived(root: str, entry_path: str, entry: ledger.LedgerEntry, on_bytes=None) -> Moved:
+    path, archive = entry.path, str(entry.archive)
     if not os.path.isfile(archive):
         raise Refused(f"the archive {archive} is missing")
-    staging = os.path.join(scratch_dir(root, os.path.dirname(path), "staging"), f"{_stamp()}-{entry['id']}")
-    step = Step.begin(root, "restore-archive", phase="extracting", id=entry["id"], path=path, archive=archive,
-                      staging=staging, ledger=entry_path)
+    staging = os.path.join(scratch_dir(root, os.path.dirname(path), "staging"), f"{_stamp()}-{entry.id}")
+    data = RestoreArchiveStep(id=entry.id, path=path, archive=archive, staging=staging, ledger=entry_path)
+    step = Step.start(root, data)
     fault("restore:journaled")
     try:
         os.mkdir(staging)
-        top = tarzst.extract(archive, staging, str(entry.get("archive_sha256") or "") or None, on_bytes)
+        top = tarzst.extract(archive, staging, entry.archive_sha256, on_bytes)
         if os.path.basename(top) != os.path.basename(path):
             raise tarzst.ArchiveError(f"{archive} holds {os.path.basename(top)!r}, not {os.path.basename(path)!r}")
         digest = tarzst.stat_digest(top)
@@ -319,31 +331,35 @@ def _restore_archived(root: str, entry_path: str, entry: dict, on_bytes=None) ->
         if isinstance(exc, (tarzst.ArchiveError, OSError)):
             raise Refused(str(exc)) from None
         raise
-    step.update(phase="extracted", top=top, digest=digest)
+    data = replace(data, phase="extracted", top=top, digest=digest)
+    step.advance(data)
     fault("restore:extracted")
-    _finish_restore_archive(step)
-    return Moved(str(entry["id"]), path, "restored", archive, int(entry.get("archive_bytes") or 0),
-                 int(entry["row"].get("size_bytes") or 0))
+    _finish_restore_archive(step, data)
+    return Moved(entry.id, path, "restored", archive, entry.archive_bytes or 0, _size(entry.row))
 
 
-def _finish_restore_archive(step: Step) -> str:
-    path, top, staging = str(step.get("path")), str(step.get("top")), str(step.get("staging"))
+def _size(row: dict) -> int:
+    """The size the index recorded for a moved model."""
+    return int(row.get("size_bytes") or 0)
+
+
+def _finish_restore_archive(step: Step, data: RestoreArchiveStep) -> str:
+    path, top, staging = data.path, str(data.top), data.staging
     if os.path.lexists(top) and not os.path.lexists(path):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         rename_durably(top, path)
         fault("restore:placed")
-    if not os.path.lexists(path) or tarzst.stat_digest(path) != step.get("digest"):
+    if not os.path.lexists(path) or tarzst.stat_digest(path) != data.digest:
         # not ours (or changed since): keep the archive, so the model is not lost
         if os.path.lexists(staging):
             remove_tree(staging)
         step.done("failed: folder in the way")
         return f"{path}: another folder took its place; the archive was kept"
-    ledger.remove_entry(str(step.get("ledger")))
+    ledger.remove_entry(data.ledger)
     fault("restore:ledger-removed")
-    archive = str(step.get("archive"))
+    archive = data.archive
     if os.path.lexists(archive):
-        os.unlink(archive)
-        fsync_dir(os.path.dirname(archive))
+        unlink_durably(archive)
     fault("restore:archive-removed")
     if os.path.lexists(staging):
         remove_tree(staging)
@@ -351,58 +367,51 @@ def _finish_restore_archive(step: Step) -> str:
     return f"finished restoring {path}"
 
 
-def _recover_restore_archive(step: Step) -> str:
-    if step.get("phase") != "extracted":
-        staging = str(step.get("staging"))
-        if os.path.lexists(staging):
-            remove_tree(staging)
+def _recover_restore_archive(step: Step, data: RestoreArchiveStep) -> str:
+    if data.phase != "extracted":
+        if os.path.lexists(data.staging):
+            remove_tree(data.staging)
         step.done("rolled back")
-        return f"rolled back the restoring of {step.get('path')} (the archive was kept)"
-    return _finish_restore_archive(step)
+        return f"rolled back the restoring of {data.path} (the archive was kept)"
+    return _finish_restore_archive(step, data)
 
 
-def _restore_trashed(root: str, entry_path: str, entry: dict) -> Moved:
-    path, files, info = str(entry["path"]), str(entry["trash_files"]), str(entry["trash_info"])
+def _restore_trashed(root: str, entry_path: str, entry: ledger.LedgerEntry) -> Moved:
+    path, files, info = entry.path, str(entry.trash_files), str(entry.trash_info)
     if not os.path.lexists(files):
         raise Refused(f"its trash entry {files} is gone")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     if os.lstat(files).st_dev != os.stat(os.path.dirname(path)).st_dev:
         raise Refused(f"the trash entry {files} is on another file system")
-    step = Step.begin(root, "restore-trash", phase="moving", id=entry["id"], path=path, files=files, info=info,
-                      ledger=entry_path)
+    data = RestoreTrashStep(id=entry.id, path=path, files=files, info=info, ledger=entry_path)
+    step = Step.start(root, data)
     fault("untrash:journaled")
-    try:
-        rename_durably(files, path)
-    except OSError as exc:
-        step.done("failed")
-        raise Refused(str(exc)) from None
+    _rename_or_fail(step, files, path)
     fault("untrash:moved")
-    _finish_restore_trash(step)
-    return Moved(str(entry["id"]), path, "restored", files, 0, int(entry["row"].get("size_bytes") or 0))
+    _finish_restore_trash(step, data)
+    return Moved(entry.id, path, "restored", files, 0, _size(entry.row))
 
 
-def _finish_restore_trash(step: Step) -> None:
-    info = str(step.get("info"))
-    if os.path.lexists(info):
-        os.unlink(info)
-        fsync_dir(os.path.dirname(info))
+def _finish_restore_trash(step: Step, data: RestoreTrashStep) -> None:
+    if os.path.lexists(data.info):
+        unlink_durably(data.info)
     fault("untrash:info-removed")
-    ledger.remove_entry(str(step.get("ledger")))
+    ledger.remove_entry(data.ledger)
     fault("untrash:ledger-removed")
     step.done("restored")
 
 
-def _recover_restore_trash(step: Step) -> str:
-    path, files = str(step.get("path")), str(step.get("files"))
+def _recover_restore_trash(step: Step, data: RestoreTrashStep) -> str:
+    path, files = data.path, data.files
     if os.path.lexists(path) and not os.path.lexists(files):
-        _finish_restore_trash(step)
+        _finish_restore_trash(step, data)
         return f"finished restoring {path} from the trash"
     step.done("rolled back")
     return f"rolled back the restoring of {path} (it stays in the trash)"
 
 
 # -- runs of an MLflow SQLite store ---------------------------------------------------------------------------------
-def set_run_stage(root: str, store: str, run_id: str, path: str, stage: str) -> None:
+def set_run_stage(root: str, store: str, run_id: str, path: str, stage: Stage) -> None:
     """Soft-delete (``stage`` "deleted") or restore ("active") a run of an ``mlflow.db``, as ``mlflow runs delete``
     and ``mlflow runs restore`` do: one UPDATE of its lifecycle stage (and ``deleted_time``). SQLite makes it
     atomic; the journal step lets a killed run finish it. The run's artifacts are MLflow's (``mlflow gc``).
@@ -413,8 +422,8 @@ def set_run_stage(root: str, store: str, run_id: str, path: str, stage: str) -> 
     if not os.path.isfile(db) or not is_within(os.path.realpath(db), os.path.realpath(root)):
         raise Refused(f"{db}: not a store file inside {root}")
     when = time.time_ns() // 1_000_000
-    step = Step.begin(root, "mlflow-stage", phase="updating", path=path, db=db, run=run_id, stage=stage,
-                      store=store, deleted_time=when)
+    step = Step.start(root, MlflowStageStep(path=path, db=db, run=run_id, stage=stage, store=store,
+                                            deleted_time=when))
     fault("mlflow-stage:journaled")
     try:
         _update_stage(db, run_id, stage, when, guarded=True)
@@ -467,25 +476,34 @@ def _update_stage(db: str, run_id: str, stage: str, when: int, guarded: bool = F
         con.close()
 
 
-def _recover_stage(step: Step) -> str:
+def _recover_stage(step: Step, data: MlflowStageStep) -> str:
     """A killed update either committed or not: doing it again (same time) finishes what was confirmed."""
-    stage, db, recorded = str(step.get("stage")), str(step.get("db")), step.get("deleted_time")
-    when = recorded if isinstance(recorded, int) else 0
+    stage, db, when = data.stage, data.db, data.deleted_time or 0
     try:
-        _update_stage(db, str(step.get("run")), stage, when or time.time_ns() // 1_000_000)
-        if step.get("store"):
-            _note_stage(step.root, str(step.get("store")), str(step.get("run")), stage, when)
+        _update_stage(db, data.run, stage, when or time.time_ns() // 1_000_000)
+        if data.store:
+            _note_stage(step.root, data.store, data.run, stage, when)
     except Refused as exc:
         step.done("failed")
         return f"error: {exc}"
     step.done(stage)
-    return f"finished setting run {step.get('run')} to {stage} in {db}"
+    return f"finished setting run {data.run} to {stage} in {db}"
 
 
 # -- recovery ---------------------------------------------------------------------------------------------------
-_RECOVER = {"archive": _recover_archive, "trash": _recover_trash, "delete": _recover_delete,
-            "restore-archive": _recover_restore_archive, "restore-trash": _recover_restore_trash,
-            "mlflow-stage": _recover_stage}
+def _recover_step(step: Step, data: JournalStep) -> str:
+    """Finish or roll back one step, by its kind."""
+    if isinstance(data, ArchiveStep):
+        return _recover_archive(step, data)
+    if isinstance(data, TrashStep):
+        return _recover_trash(step, data)
+    if isinstance(data, DeleteStep):
+        return _recover_delete(step, data)
+    if isinstance(data, RestoreArchiveStep):
+        return _recover_restore_archive(step, data)
+    if isinstance(data, RestoreTrashStep):
+        return _recover_restore_trash(step, data)
+    return _recover_stage(step, data)
 
 
 def recover(root: str) -> list[str]:
@@ -494,29 +512,28 @@ def recover(root: str) -> list[str]:
     messages = []
     for leftover in leftovers(root):  # half-written journal or ledger files: never the only record of anything
         os.unlink(leftover)
-    for entry_path, entry in ledger.read_entries(root):
+    for entry_path, raw in ledger.read_entries(root):
         try:
-            trust.ledger_entry(entry, root)
+            entry = trust.ledger_entry(raw, root)
         except Untrusted as exc:
             messages.append(f"error: refused ledger entry {os.path.basename(entry_path)}: {exc}; "
                             f"set aside in {trust.set_aside(root, entry_path)}")
             continue
-        files = str(entry.get("trash_files") or "")
-        if entry["kind"] == "trash" and not os.path.lexists(files) and os.path.isdir(os.path.dirname(files)):
+        files = entry.trash_files or ""
+        if entry.kind == "trash" and not os.path.lexists(files) and os.path.isdir(os.path.dirname(files)):
             ledger.remove_entry(entry_path)  # emptied from the trash, or restored by a file manager: nothing to undo
-            messages.append(f"forgot {entry['path']}: it is no longer in the trash")
+            messages.append(f"forgot {entry.path}: it is no longer in the trash")
     for path in pending(root):
         try:
             step = Step.load(root, path)
-            trust.journal_record(step.record, root)
-            handler = _RECOVER[str(step.get("op"))]
+            data = trust.journal_record(step.record, root)
         except (OSError, ValueError, KeyError) as exc:  # unreadable, unknown or naming a path it may not
             why = exc if isinstance(exc, Untrusted) else "unreadable or unknown"
             messages.append(f"error: refused journal record {os.path.basename(path)}: {why}; "
                             f"set aside in {trust.set_aside(root, path)}")
             continue
         try:
-            messages.append(handler(step))
+            messages.append(_recover_step(step, data))
         except Exception as exc:  # noqa: BLE001 - one step's trouble never stops the others' recovery
             messages.append(f"error: could not recover {step.get('path')}: {exc}; will retry next time")
     return messages

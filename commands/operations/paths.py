@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from mlrepo.repo_index import files
 from mlrepo.repo_index.remote.location import is_url
 from mlrepo.repo_index.state import (
     STATE_DIR,
@@ -19,8 +20,7 @@ def real(path: str) -> str:
 
 def is_within(path: str, folder: str) -> bool:
     """Whether ``path`` is ``folder`` or inside it, both resolved (symlinks followed, as the kernel would)."""
-    path, folder = real(path), real(folder)
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+    return files.is_within(real(path), real(folder))
 
 
 def model_path_problem(path: str, root: str) -> str | None:

@@ -36,6 +36,7 @@ from mlrepo.commands.operations.guards import (
 from mlrepo.errors import UsageError
 from mlrepo.repo_index.filtering import where as filter_where
 from mlrepo.repo_index.index import Index, find_model
+from mlrepo.repo_index.labels import join_label, model_label
 from mlrepo.repo_index.ranking import GROUPS, RankKey, rank, rank_keys
 from mlrepo.repo_index.rows import raw_metric_key
 from mlrepo.repo_index.units import human_size
@@ -99,7 +100,7 @@ class Decision:
 
     @property
     def label(self) -> str:
-        return "/".join(p for p in (self.repo, self.line, self.name) if p)
+        return join_label(self.repo, self.line, self.name)
 
     def ledger_model(self) -> dict:
         return {"id": self.id, "path": self.path, "row": self.row, "metrics": self.metrics}
@@ -478,12 +479,12 @@ def plan_restore(index: Index, refs: Sequence[str] = (), everything: bool = Fals
             problem = f"something is already at {entry['path']}"
         elif kind == "archive" and not os.path.isfile(source):
             problem = f"archive missing: {source}"
-        label = "/".join(p for p in (row["repo"], row["line"], row["name"]) if p)
+        label = model_label(row)
         items.append(RestoreItem(rid, str(entry["path"]), label, kind, source, entry_path, entry,
                                  int(entry["row"].get("size_bytes") or 0), problem))
     for row in deleted_runs:
         if everything or row["id"] in wanted_ids:
-            label = "/".join(p for p in (row["repo"], row["line"], row["name"]) if p)
+            label = model_label(row)
             items.append(RestoreItem(row["id"], str(row["path"]), label, "mlflow", row["_store"], "",
                                      {"store": row["_store"], "run": row["_source_id"]},
                                      int(row["size_bytes"] or 0)))

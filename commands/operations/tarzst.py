@@ -120,9 +120,10 @@ def _segments(fd: int, size: int) -> list[tuple[int, int]] | None:
 
 
 class _HashingReader:
-    """A file read through: counts, hashes, reports progress."""
+    """A file read through: counts, hashes (sha256), reports progress. Every content hash of an archive, its
+    members' and its own, is taken by reading through one of these."""
 
-    def __init__(self, fh, on_bytes: BytesFn | None) -> None:
+    def __init__(self, fh, on_bytes: BytesFn | None = None) -> None:
         self.fh = fh
         self.hash = hashlib.sha256()
         self.count = 0
@@ -135,6 +136,12 @@ class _HashingReader:
         if self.on_bytes and data:
             self.on_bytes(len(data))
         return data
+
+    def finish(self) -> tuple[str, int]:
+        """Read to the end; the sha256 and size of everything read."""
+        while self.read(CHUNK):
+            pass
+        return self.hash.hexdigest(), self.count
 
 
 def _walk(folder: str):
@@ -253,31 +260,10 @@ def _drop_cache(fd: int) -> None:
         pass
 
 
-class _Source:
-    """The archive file read through sha256, so one pass both decompresses and checks the archive's hash."""
-
-    def __init__(self, fh) -> None:
-        self.fh = fh
-        self.hash = hashlib.sha256()
-        self.count = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.fh.read(size)
-        self.hash.update(data)
-        self.count += len(data)
-        return data
-
-    def finish(self) -> tuple[str, int]:
-        while True:
-            data = self.read(CHUNK)
-            if not data:
-                return self.hash.hexdigest(), self.count
-
-
 def _members(path: str, on_member: Callable[[tarfile.TarFile, tarfile.TarInfo, str], None]) -> tuple[str, int]:
     """Stream through the archive calling ``on_member(tar, member, rel)``; returns (sha256, size) of the file."""
     with open(path, "rb") as raw:
-        source = _Source(raw)
+        source = _HashingReader(raw)  # one pass both decompresses and checks the archive's own hash
         dctx = zstandard.ZstdDecompressor()
         try:
             with dctx.stream_reader(source, read_size=CHUNK, closefd=False) as stream:  # type: ignore[arg-type]
@@ -312,15 +298,8 @@ def _relative(name: str, top: str) -> str:
 
 def _hash_member(tar: tarfile.TarFile, member: tarfile.TarInfo, on_bytes: BytesFn | None = None) -> str:
     fh = tar.extractfile(member)
-    h = hashlib.sha256()
     assert fh is not None
-    while True:
-        data = fh.read(CHUNK)
-        if not data:
-            return h.hexdigest()
-        h.update(data)
-        if on_bytes:
-            on_bytes(len(data))
+    return _HashingReader(fh, on_bytes).finish()[0]
 
 
 def _member_xattrs(m: tarfile.TarInfo) -> dict[str, str]:
@@ -408,13 +387,8 @@ def verify(path: str, expected: Listing, folder: str | None = None, on_bytes: By
 
 
 def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        while True:
-            data = fh.read(CHUNK)
-            if not data:
-                return h.hexdigest()
-            h.update(data)
+        return _HashingReader(fh).finish()[0]
 
 
 def extract(path: str, staging: str, expected_sha: str | None = None, on_bytes: BytesFn | None = None) -> str:

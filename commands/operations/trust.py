@@ -16,9 +16,9 @@ import os
 import stat
 from collections.abc import Callable
 
-from mlrepo.commands.operations import trash
+from mlrepo.commands.operations import steps, trash
 from mlrepo.commands.operations.paths import is_within
-from mlrepo.repo_index.archived import LEDGER
+from mlrepo.repo_index.archived import LEDGER, LedgerEntry
 from mlrepo.repo_index.state import STATE_DIR, checked_dir, state_dir, unlinked
 
 ARCHIVE_MARKER = ".mlrepo-archive"
@@ -150,8 +150,9 @@ def trash_entry(entry: dict, root: str) -> None:
         raise Untrusted(f"field 'trash_dir' ({entry['trash_dir']}) is not the trash that holds {files}")
 
 
-def ledger_entry(entry: dict, root: str) -> None:
-    """Raise Untrusted unless every path of a ledger entry is where mlrepo puts it."""
+def ledger_entry(entry: dict, root: str) -> LedgerEntry:
+    """The ledger entry read from ``entry`` (its JSON object); Untrusted unless every path of it is where mlrepo
+    puts it."""
     model_folder(_abs(entry.get("path"), "path"), root)
     if entry.get("kind") == "trash":
         trash_entry(entry, root)
@@ -164,10 +165,12 @@ def ledger_entry(entry: dict, root: str) -> None:
         archive_file(_abs(entry.get("archive"), "archive"), root, "archive")
     else:
         raise Untrusted(f"unknown kind {entry.get('kind')!r}")
+    return LedgerEntry.from_json(entry)
 
 
-def journal_record(record: dict, root: str) -> None:
-    """Raise Untrusted unless every path field of a journal record (by its ``op``) is where that step puts it."""
+def journal_record(record: dict, root: str) -> steps.JournalStep:
+    """The typed step of a journal record (the one place a record read back becomes one); Untrusted unless every
+    path field of it (by its ``op``) is where that step puts it."""
     op = record.get("op")
     if op == "mlflow-stage":  # one UPDATE in the store's database: the run's folder is not acted on
         db = _abs(record.get("db"), "db")
@@ -175,7 +178,7 @@ def journal_record(record: dict, root: str) -> None:
             raise Untrusted(f"field 'db' ({db}) is not a store file inside {root}")
         if record.get("stage") not in STAGES or not isinstance(record.get("run"), str):
             raise Untrusted("fields 'stage'/'run' are not a run and a lifecycle stage")
-        return
+        return steps.from_record(record)
     path = model_folder(_abs(record.get("path"), "path"), root)
 
     def need(field: str) -> str:
@@ -210,6 +213,7 @@ def journal_record(record: dict, root: str) -> None:
         ledger_file(need("ledger"), root)
     else:
         raise Untrusted(f"unknown step {op!r}")
+    return steps.from_record(record)
 
 
 def set_aside(root: str, path: str) -> str:

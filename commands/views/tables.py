@@ -9,6 +9,7 @@ import polars as pl
 from mlrepo.commands.views.text import cell, plain, visible
 from mlrepo.repo_index import Index
 from mlrepo.repo_index.disk import LEVELS
+from mlrepo.repo_index.labels import model_label
 from mlrepo.repo_index.lineage import Node, build_history
 from mlrepo.repo_index.ranking import direction_by_name
 from mlrepo.repo_index.units import human_size
@@ -67,14 +68,13 @@ def model_panel(row: dict, index: Index) -> Panel:
         if row.get(col) is not None:
             params.add_row(plain(col.removeprefix("params.")), Text(cell(row[col])))
     files = Panel(_files(row["path"]), title="files", title_align="left", expand=False)
-    title = "/".join(str(p) for p in (row["repo"], row["line"], row["name"]) if p)
-    return Panel(Group(facts, metrics, params, files), title=plain(title), title_align="left", expand=False)
+    return Panel(Group(facts, metrics, params, files), title=plain(model_label(row)), title_align="left", expand=False)
 
 
 def diff_table(a: dict, b: dict, index: Index, changed_only: bool = False) -> Table:
     """Every param and metric either model has, side by side; a differing one is marked ``*`` and highlighted."""
     def label(row: dict) -> Text:
-        return plain(row["id"]) + "\n" + plain("/".join(str(p) for p in (row["repo"], row["line"], row["name"]) if p))
+        return plain(row["id"]) + "\n" + plain(model_label(row))
 
     table = Table(show_edge=False)
     table.add_column("")
