@@ -9,7 +9,7 @@ import mlrepo
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SOURCES = ("cascade/cascade-0.18", "mlflow_file", "mlflow_sqlite", "lightning", "hf_trainer", "tensorboard", "wandb",
-           "mlflow3", "hydra", "dvc", "ray")
+           "mlflow3", "hydra", "dvc", "ray", "lightning_ckpt")
 
 
 def test_every_format_in_one_root(tmp_path):
