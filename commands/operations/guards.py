@@ -1,6 +1,7 @@
-"""What keeps a model whatever the keep rules say: unfinished runs, pins, MLflow registered versions, the HF
-Trainer's best checkpoint, a Lightning checkpoint another version names as its best or last, recent changes (within ``--recent``; a time in the future is said, never taken as
-recent), a path outside the root or behind a symlink. Gathered once per plan (pins, registries), asked per model."""
+"""What keeps a model whatever the keep rules say: unfinished runs, pins, MLflow registered versions and logged
+models, the HF Trainer's best checkpoint, a Lightning checkpoint another version names as its best or last, recent
+changes (within ``--recent``; a time in the future is said, never taken as recent), a path outside the root or
+behind a symlink. Gathered once per plan (pins, registries), asked per model."""
 
 from __future__ import annotations
 
@@ -21,7 +22,11 @@ from mlrepo.repo_index.readers.mlflow_registry import (
     sqlite_registered,
 )
 
-UNFINISHED = ("running", "scheduled")  # never removed, never ranked unless asked (--include-unfinished)
+UNFINISHED = ("running", "scheduled")
+# MLflow 3 deletes a logged model by marking it in its store (meta.yaml, the logged_models table) and leaves the
+# artifacts to `mlflow gc`; moving its folder away would break the registry versions and runs that point at it
+LOGGED_MODEL = ("an MLflow logged model: delete it through MLflow (MlflowClient().delete_logged_model), then "
+                "`mlflow gc` frees its artifacts")  # never removed, never ranked unless asked (--include-unfinished)
 
 
 def as_utc(value: object) -> datetime | None:
@@ -116,6 +121,8 @@ def protection(row: dict, guards: Guards, fp: Footprint | None = None) -> str | 
                  if target.startswith(folder)), None)
     if held:
         return f"holds {held}, named by Lightning's ModelCheckpoint"
+    if row.get("format") == "mlflow-model":
+        return LOGGED_MODEL
     changed = as_utc(row.get("updated_at"))
     if row.get("_store") and not is_mlflow_run(row):
         return f"lives in the store {row['_store']}; remove it with the tool that wrote it"
