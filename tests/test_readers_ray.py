@@ -89,6 +89,10 @@ def test_status_from_the_experiment_state_and_the_trial_files(tmp_path):
     result = killed / "result.json"
     os.utime(result)  # a trial that Ray's state calls RUNNING and that wrote just now is running
     assert rows_by_trial(root)["killed/train_bccc8_00000"]["status"] == "running"
+    # between two slow results, the driver still rewriting its experiment state says the trial runs
+    os.utime(result, (HOUR_AGO, HOUR_AGO))
+    os.utime(next((root / "killed").glob("experiment_state-*.json")))
+    assert rows_by_trial(root)["killed/train_bccc8_00000"]["status"] == "running"
     # without the experiment state: done: true (a stop rule ended it) is finished; ray 2.60 leaves done: false
     # when the function returns, so a trial with neither is crashed once it stopped writing, failed with error.txt
     for state in root.glob("*/experiment_state-*.json"):

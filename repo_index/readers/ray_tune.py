@@ -10,8 +10,9 @@ into the same row (its ``ray/tune/*`` copies of the results are left out there).
 Status: a trial with ``error.txt`` is ``failed``. Otherwise the experiment's newest ``experiment_state-*.json``
 says (TERMINATED, ERROR, RUNNING, PENDING, PAUSED). Ray writes ``done: true`` into the last result only when a stop
 rule or scheduler ends the trial, not when the function returns (ray 2.60), so without the experiment state a
-trial is finished only with ``done: true``. A trial that is not finished is ``running`` while its results were
-written in the last ``RUNNING_WINDOW_S``, else ``crashed`` (a driver killed or a node lost).
+trial is finished only with ``done: true``. A trial that is not finished is ``running`` while its results (or,
+for a trial Ray's state calls RUNNING, that state, which the driver rewrites while it lives) were written in the
+last ``RUNNING_WINDOW_S``, else ``crashed`` (a driver killed or a node lost).
 The experiment state is plain JSON; its pickled parts (hex strings) are never decoded.
 """
 
@@ -85,11 +86,13 @@ class RayTuneReader:
         if results:
             add_metrics(rec, results)
         ray_status = self._trial_status(os.path.dirname(path), state_name, os.path.basename(path))
-        rec.status = self._status(place, results, ray_status)
+        # the driver rewrites its state while it runs: a trial between two slow results is still running
+        written = [os.path.join(path, RESULT)] + ([os.path.join(path, "..", state_name)] if ray_status else [])
+        rec.status = self._status(place, results, ray_status, written)
         return rec
 
     @staticmethod
-    def _status(place: Place, results: list[dict], ray_status: str | None) -> str:
+    def _status(place: Place, results: list[dict], ray_status: str | None, written: list[str]) -> str:
         if ERROR in place.names:
             return "failed"
         mapped = STATUS.get(ray_status) if ray_status else None
@@ -97,11 +100,13 @@ class RayTuneReader:
             return mapped
         if ray_status is None and results and results[-1].get("done") is True:
             return "active"
-        try:
-            age = time.time() - os.stat(os.path.join(place.path, RESULT)).st_mtime
-        except OSError:
-            return "crashed"
-        return "running" if age < RUNNING_WINDOW_S else "crashed"
+        ages = []
+        for file in written:
+            try:
+                ages.append(time.time() - os.stat(file).st_mtime)
+            except OSError:
+                continue
+        return "running" if ages and min(ages) < RUNNING_WINDOW_S else "crashed"
 
     def _trial_status(self, experiment: str, state_name: str | None, trial: str) -> str | None:
         """Ray's status of ``trial`` in the experiment's newest state file, or None when it has none."""
