@@ -87,7 +87,9 @@ class RayTuneReader:
             add_metrics(rec, results)
         ray_status = self._trial_status(os.path.dirname(path), state_name, os.path.basename(path))
         # the driver rewrites its state while it runs: a trial between two slow results is still running
-        written = [os.path.join(path, RESULT)] + ([os.path.join(path, "..", state_name)] if ray_status else [])
+        written = [os.path.join(path, RESULT)]
+        if ray_status and state_name:
+            written.append(os.path.join(path, "..", state_name))
         rec.status = self._status(place, results, ray_status, written)
         return rec
 
