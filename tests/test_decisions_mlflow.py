@@ -83,9 +83,12 @@ def test_prune_keeps_each_stores_top_2_and_every_running_run_and_restore_undoes_
     assert r.code == 2 and "deleted in MLflow, not by mlrepo" in r.err
 
 
-def test_registered_versions_are_never_pruned(stores, tmp_path):
+def test_registered_versions_are_never_pruned(stores, tmp_path, monkeypatch):
     """A run behind a registered model version (or an alias) is kept, whatever the rules say."""
     from mlflow.tracking import MlflowClient
+
+    # a runs:/ source is resolved through the default tracking store (else ./mlflow.db of the working folder)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", stores.uris["file"])
 
     client = MlflowClient(stores.uris["file"], registry_uri=stores.uris["file"])
     client.create_registered_model("churner")

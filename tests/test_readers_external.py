@@ -238,6 +238,10 @@ def test_lightning():
         assert {c[len("params."):]: row[c] for c in param_cols if row[c] is not None} == params
         assert {c[len("metrics."):]: row[c] for c in metric_cols if row[c] is not None} == metrics
     assert rows["version_1"]["n_files"] == 3  # hparams.yaml, metrics.csv, checkpoints/epoch=2-step=18.ckpt
+    # ModelCheckpoint's best_model_path (save_top_k=1, no save_last: no last checkpoint recorded)
+    for name, ckpt in {"version_0": "epoch=1-step=6.ckpt", "version_1": "epoch=2-step=18.ckpt",
+                       "version_2": "epoch=2-step=9.ckpt"}.items():
+        assert rows[name]["tags"] == [f"best-ckpt:checkpoints/{ckpt}"]
 
 
 def test_lightning_history():
@@ -245,7 +249,8 @@ def test_lightning_history():
     metrics = {m.name: m for m in rec.metrics}
     assert metrics["val_loss"].history == [(2, 3.3515429496765137), (5, 1.4021222591400146)]
     assert [s for s, _ in metrics["train_loss"].history] == [0, 1, 2, 3, 4, 5]
-    assert set(rec.meta_files) == {"hparams.yaml", "metrics.csv"}
+    # the checkpoint whose ModelCheckpoint state is read, and the folder's listing (a new checkpoint re-reads it)
+    assert set(rec.meta_files) == {"hparams.yaml", "metrics.csv", "checkpoints", "checkpoints/epoch=1-step=6.ckpt"}
 
 
 # -- Hugging Face Trainer -------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import mlrepo
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SOURCES = ("cascade/cascade-0.18", "mlflow_file", "mlflow_sqlite", "lightning", "hf_trainer", "tensorboard", "wandb",
-           "mlflow3", "hydra", "dvc")
+           "mlflow3", "hydra", "dvc", "ray", "lightning_ckpt")
 
 
 def test_every_format_in_one_root(tmp_path):
@@ -21,7 +21,7 @@ def test_every_format_in_one_root(tmp_path):
         alone[src] = index.df.select("path", "format", "name", "tags", "status").sort("path")
     mixed = mlrepo.open_index(tmp_path, use_cache=False)
     assert set(mixed.counts_by_format()) == {"cascade", "mlflow", "lightning", "hf-trainer", "tensorboard", "wandb",
-                                             "mlflow-model", "hydra", "dvc"}
+                                             "mlflow-model", "hydra", "dvc", "ray-tune"}
     assert len(mixed) == sum(frame.height for frame in alone.values())
     assert mixed.df["id"].n_unique() == len(mixed)
     # a moved mlflow.db whose runs have no folder follows its logged models' folders: nothing outside the root

@@ -1,6 +1,7 @@
-"""What keeps a model whatever the keep rules say: unfinished runs, pins, MLflow registered versions, the HF
-Trainer's best checkpoint, recent changes (within ``--recent``; a time in the future is said, never taken as
-recent), a path outside the root or behind a symlink. Gathered once per plan (pins, registries), asked per model."""
+"""What keeps a model whatever the keep rules say: unfinished runs, pins, MLflow registered versions and logged
+models, the HF Trainer's best checkpoint, a Lightning checkpoint another version names as its best or last, recent
+changes (within ``--recent``; a time in the future is said, never taken as recent), a path outside the root or
+behind a symlink. Gathered once per plan (pins, registries), asked per model."""
 
 from __future__ import annotations
 
@@ -14,13 +15,18 @@ from mlrepo.commands.operations.fingerprint import SKEW_NS, Footprint
 from mlrepo.commands.operations.paths import model_path_problem
 from mlrepo.repo_index.index import Index
 from mlrepo.repo_index.pins import Pin, load_pins
+from mlrepo.repo_index.readers.ckpt_state import outside_refs
 from mlrepo.repo_index.readers.mlflow_registry import (
     RegistryError,
     file_store_registered,
     sqlite_registered,
 )
 
-UNFINISHED = ("running", "scheduled")  # never removed, never ranked unless asked (--include-unfinished)
+UNFINISHED = ("running", "scheduled")
+# MLflow 3 deletes a logged model by marking it in its store (meta.yaml, the logged_models table) and leaves the
+# artifacts to `mlflow gc`; moving its folder away would break the registry versions and runs that point at it
+LOGGED_MODEL = ("an MLflow logged model: delete it through MLflow (MlflowClient().delete_logged_model), then "
+                "`mlflow gc` frees its artifacts")  # never removed, never ranked unless asked (--include-unfinished)
 
 
 def as_utc(value: object) -> datetime | None:
@@ -45,10 +51,16 @@ class Guards:
     pins: dict[str, Pin]
     registered: dict[tuple[str, str], list[str]]  # (store path, run id) -> registered versions
     unreadable: dict[str, str]  # store path -> why its registry could not be read
+    checkpoints: dict[str, str]  # a Lightning checkpoint another version names -> which version, as what
 
     @classmethod
     def gather(cls, index: Index, rows: Sequence[dict], now: datetime, recent: Age) -> Guards:
-        guards = cls(index.root, now, recent, load_pins(index.root), {}, {})
+        guards = cls(index.root, now, recent, load_pins(index.root), {}, {}, {})
+        # every version's, not only the plan's: a version may name a checkpoint inside another
+        versions = index.df.filter(index.df["format"] == "lightning").select("path", "line", "name", "tags")
+        for row in versions.iter_rows(named=True):
+            for target, kind in outside_refs(row["path"], row["tags"] or []):
+                guards.checkpoints[target] = f"{row['line']}/{row['name']}'s {kind} checkpoint"
         for store in sorted({s for s in (_mlflow_store(index.root, r) for r in rows) if s}):
             try:
                 found = sqlite_registered(store) if store.endswith(".db") else file_store_registered(store)
@@ -104,6 +116,13 @@ def protection(row: dict, guards: Guards, fp: Footprint | None = None) -> str | 
             return f"registered in MLflow as {'; '.join(versions)}"
     if row.get("format") == "hf-trainer" and "best" in (row.get("tags") or []):
         return "the HF Trainer's best_model_checkpoint"
+    folder = str(row.get("path") or "") + os.sep
+    held = next((f"{who} ({os.path.relpath(target, folder)})" for target, who in guards.checkpoints.items()
+                 if target.startswith(folder)), None)
+    if held:
+        return f"holds {held}, named by Lightning's ModelCheckpoint"
+    if row.get("format") == "mlflow-model":
+        return LOGGED_MODEL
     changed = as_utc(row.get("updated_at"))
     if row.get("_store") and not is_mlflow_run(row):
         return f"lives in the store {row['_store']}; remove it with the tool that wrote it"

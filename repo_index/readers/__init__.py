@@ -96,6 +96,7 @@ def default_readers() -> list[Reader]:
     from mlrepo.repo_index.readers.lightning import LightningReader
     from mlrepo.repo_index.readers.mlflow_file import MlflowFileReader
     from mlrepo.repo_index.readers.mlflow_models import MlflowModelReader
+    from mlrepo.repo_index.readers.ray_tune import RayTuneReader
     from mlrepo.repo_index.readers.tensorboard import TensorBoardReader
     from mlrepo.repo_index.readers.wandb_run import WandbReader
 
@@ -104,7 +105,8 @@ def default_readers() -> list[Reader]:
     # companions: in a folder another reader claims, they add to its row (see ``claim``).
     # Hydra before the readers of the logs a job folder holds: it joins them into the job's row.
     return [MlflowFileReader(), MlflowModelReader(), CascadeReader(), HydraReader(), LightningReader(),
-            HfTrainerReader(), HfModelReader(), WandbReader(), DvcReader(), TensorBoardReader(), GenericReader()]
+            HfTrainerReader(), HfModelReader(), WandbReader(), RayTuneReader(), DvcReader(), TensorBoardReader(),
+            GenericReader()]
 
 
 def default_store_readers() -> list[StoreReader]:

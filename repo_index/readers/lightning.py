@@ -15,6 +15,7 @@ import re
 
 import yaml
 from mlrepo.repo_index.readers import Place
+from mlrepo.repo_index.readers.ckpt_state import version_checkpoints
 from mlrepo.repo_index.readers.history import thin
 from mlrepo.repo_index.readers.parsing import (
     MetaError,
@@ -135,5 +136,10 @@ class LightningReader:
                 for name, points in series.items():
                     history = thin([(s, v) for s, v in points if s is not None])
                     rec.metrics.append(Metric(name=name, value=points[-1][1], history=history or None))
+        ckpts = version_checkpoints(path)
+        rec.tags.extend(ckpts.tags)
+        rec.meta_files.extend(ckpts.meta_files)
+        if ckpts.problem:
+            rec.add_error(ckpts.problem)
         return rec
 

@@ -33,6 +33,8 @@ from mlrepo.repo_index.readers.protowire import (
     packed_floats,
     text,
 )
+from mlrepo.repo_index.readers.ray_tune import RAY_TAGS
+from mlrepo.repo_index.readers.ray_tune import is_trial as is_ray_trial
 from mlrepo.repo_index.records import Metric, ModelRecord
 
 PREFIX = "events.out.tfevents."
@@ -77,6 +79,8 @@ class TensorBoardReader:
                 points.setdefault(series_name(sub, tag), []).extend(series)
         if "hparams.yaml" in place.names:  # Lightning's logger: its "epoch" scalar is bookkeeping, as in metrics.csv
             points.pop("epoch", None)
+        if is_ray_trial(place.names):  # Ray's logger copies each result to ray/tune/<key>: result.json is read
+            points = {k: v for k, v in points.items() if not k.startswith(RAY_TAGS)}
         for name, series in points.items():
             series.sort(key=lambda p: p[0])  # stable: of equal steps, the one written last stays last
             rec.metrics.append(Metric(name=name, value=series[-1][1], history=thin(series)))
