@@ -1,5 +1,5 @@
 """What keeps a model whatever the keep rules say: unfinished runs, pins, MLflow registered versions and logged
-models, the HF Trainer's best checkpoint, a Lightning checkpoint another version names as its best or last, recent
+models, DVC experiments (git refs, no folder), the HF Trainer's best checkpoint, a Lightning checkpoint another version names as its best or last, recent
 changes (within ``--recent``; a time in the future is said, never taken as recent), a path outside the root or
 behind a symlink. Gathered once per plan (pins, registries), asked per model."""
 
@@ -27,6 +27,8 @@ UNFINISHED = ("running", "scheduled")
 # artifacts to `mlflow gc`; moving its folder away would break the registry versions and runs that point at it
 LOGGED_MODEL = ("an MLflow logged model: delete it through MLflow (MlflowClient().delete_logged_model), then "
                 "`mlflow gc` frees its artifacts")  # never removed, never ranked unless asked (--include-unfinished)
+# a DVC experiment is a commit behind a git ref, with no folder of its own: moving its "path" would move nothing
+DVC_EXPERIMENT = "a DVC experiment (a git ref, no folder of its own): remove it with `dvc exp remove NAME`"
 
 
 def as_utc(value: object) -> datetime | None:
@@ -123,6 +125,8 @@ def protection(row: dict, guards: Guards, fp: Footprint | None = None) -> str | 
         return f"holds {held}, named by Lightning's ModelCheckpoint"
     if row.get("format") == "mlflow-model":
         return LOGGED_MODEL
+    if row.get("format") == "dvc-exp":
+        return DVC_EXPERIMENT
     changed = as_utc(row.get("updated_at"))
     if row.get("_store") and not is_mlflow_run(row):
         return f"lives in the store {row['_store']}; remove it with the tool that wrote it"
