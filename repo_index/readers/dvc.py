@@ -6,7 +6,7 @@ stage's ``metrics`` outputs, the top-level ``metrics`` list, dvclive's ``metrics
 project that hold its named files (``dvclive/``, ``eval/live``) are part of it; its other sub-folders are searched
 for models of their own (``ModelRecord.nested``). When the project names several metrics
 files, each metric is qualified by its file (``metrics.acc.eval/metrics.json``). DVC experiments live in git refs and
-are not read here.
+are read by ``dvc_exps``.
 """
 
 from __future__ import annotations
