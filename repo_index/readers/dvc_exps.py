@@ -94,9 +94,14 @@ def _objects(project: str, specs: list[str], git: str, timeout: float, kind: str
         data = _git(project, ["cat-file", "--batch"], git, timeout,
                     "\n".join(oid for _, oid in wanted).encode() + b"\n")
         pos = 0
-        for spec, _oid in wanted:
-            end = data.index(b"\n", pos)
-            size = int(data[pos:end].split()[2])
+        for spec, _oid in wanted:  # "<oid> <type> <size>\n<bytes>\n", or "<oid> missing\n" if gc took it since
+            end = data.find(b"\n", pos)
+            header = data[pos:end].split() if end >= 0 else []
+            if len(header) != 3 or not header[2].isdigit():
+                out[spec] = "missing"
+                pos = end + 1 if end >= 0 else len(data)
+                continue
+            size = int(header[2])
             out[spec] = data[end + 1:end + 1 + size]
             pos = end + 1 + size + 1
     return out
