@@ -15,6 +15,7 @@ import click
 from mlrepo.commands.cli import bucket_moves
 from mlrepo.commands.cli.common import get_root, load, visible
 from mlrepo.commands.cli.console import err
+from mlrepo.commands.cli.outcomes import report_outcomes
 from mlrepo.commands.cli.roots import Root, check_refs_inside, split_root
 from mlrepo.errors import FailedError, RefusedError, UsageError
 from mlrepo.repo_index.remote.location import is_url
@@ -160,24 +161,6 @@ def _destination(how: operations.How) -> str:
             "delete": "deleted permanently"}[how]
 
 
-def _report(report: operations.Report, verb: str) -> None:
-    from mlrepo.repo_index.units import human_size
-
-    for o in report.outcomes:
-        if o.ok:
-            where = f" -> {o.where}" if o.where and o.action != "restored" else ""
-            err.print(visible(f"{o.action} {o.label or o.path}{where}"), markup=False)
-        else:
-            err.print(visible(f"not {verb}: {o.label or o.path}: {o.message}"), markup=False, style="yellow")
-    done = len(report.succeeded)
-    freed = f", freed {human_size(report.bytes_freed)}" if report.bytes_freed > 0 else ""
-    if freed and verb == "trashed":
-        freed += " once the trash is emptied"
-    err.print(f"{verb} {done} of {len(report.outcomes)} models{freed}", markup=False)
-    if report.failed:
-        raise FailedError(f"{len(report.failed)} model(s) were not {verb}; see above")
-
-
 def _execute(root: str, plan: Plan, how: operations.How, archive_dir: str | None, yes: bool) -> None:
     from mlrepo.commands import operations
 
@@ -193,9 +176,7 @@ def _execute(root: str, plan: Plan, how: operations.How, archive_dir: str | None
     report = _run_with_progress(plan.bytes_freed, {"trash": "trashing", "archive": "archiving",
                                                    "delete": "deleting"}[how],
                                 lambda cb: operations.remove_models(root, plan.decisions, how, archive_dir, cb))
-    for line in report.recovered:
-        err.print(visible(f"recovered: {line}"), markup=False)
-    _report(report, {"trash": "trashed", "archive": "archived", "delete": "deleted"}[how])
+    report_outcomes(report, {"trash": "trashed", "archive": "archived", "delete": "deleted"}[how])
 
 
 # -- commands ---------------------------------------------------------------------------------------------------
@@ -362,8 +343,6 @@ def restore(args: tuple[str, ...], root_opt: str | None, everything: bool, dry_r
                       default=False, abort=True, err=True)
     report = _run_with_progress(sum(i.size_bytes for i in ready), "restoring",
                                 lambda cb: operations.restore_models(idx.root, ready, cb))
-    for line in report.recovered:
-        err.print(visible(f"recovered: {line}"), markup=False)
-    _report(report, "restored")
+    report_outcomes(report, "restored")
     if len(ready) < len(items):
         raise FailedError(f"{len(items) - len(ready)} model(s) could not be restored; see the table")
