@@ -87,6 +87,58 @@ def test_completion_scripts_and_tab_from_the_cached_index_without_polars(ws, hom
     assert "polars" not in loaded
 
 
+def _in_a_terminal(args: list[str], env: dict[str, str], columns: int = 60) -> str:
+    """What ``mlrepo ARGS`` writes to a real pseudo-terminal (stdin, stdout and stderr on it), every byte in order:
+    the line that is erased at the end is in here, as a terminal received it."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    proc = subprocess.Popen([MLREPO, *args], stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
+    os.close(slave)
+    received = bytearray()
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the last holder of the terminal is gone
+            break
+        if not chunk:
+            break
+        received += chunk
+    os.close(master)
+    assert proc.wait(timeout=120) == 0, received.decode(errors="replace")
+    return received.decode()
+
+
+def test_a_cold_index_shows_progress_on_a_terminal_only(tmp_path, home):
+    """The progress line as a user sees it: on the terminal at once for a cold index, one line wide, the root's
+    name as text, erased before the summary; ``-q`` and a stderr that is no terminal print the summary alone."""
+    _, env = home
+    root = tmp_path / ("deep" * 12) / "runs \x1b[31mred"
+    for i in range(3):
+        (root / "line" / f"m{i}").mkdir(parents=True)
+        (root / "line" / f"m{i}" / "metrics.json").write_text(f'{{"f1": 0.{i}}}')
+    escaped = str(root).replace("\x1b", "\\x1b")
+    summary = f"3 models (generic 3) under {escaped}"
+    shown = _in_a_terminal(["index", str(root)], env)
+    progress, _, rest = shown.partition(summary)
+    assert progress.startswith("\r\x1b[Kindexing ") and progress.endswith("\r\x1b[K"), shown
+    drawn = [line for line in progress.split("\r\x1b[K") if line]
+    assert drawn and all(len(line) <= 59 and line.startswith("indexing …") and "\\x1b[31mred … " in line
+                         and line.endswith(" s (-q hides this)") for line in drawn), drawn
+    assert "\x1b[31m" not in shown and rest.startswith("\r\n0 could not be read fully")
+    quiet = _in_a_terminal(["-q", "index", str(root), "--rebuild"], env)
+    assert "indexing" not in quiet and quiet.startswith(summary), quiet
+    for args in (["index", str(root), "--rebuild"], ["-q", "index", str(root)]):
+        r = subprocess.run([MLREPO, *args], capture_output=True, text=True, env=env, timeout=120)
+        lines = r.stdout.splitlines()
+        assert r.returncode == 0 and r.stderr == "" and len(lines) == 3 and lines[0] == summary, r
+        assert lines[1] == "0 could not be read fully" and lines[2].startswith("read ")
+
+
 # -- ROOT ---------------------------------------------------------------------------------------------------------
 def test_empty_or_missing_root_is_a_usage_error_at_once(tmp_path, home):
     _, env = home
