@@ -50,21 +50,20 @@ def test_bare_mlrepo_prints_help_and_exits_0(home):
     assert r.returncode == 0 and "Usage: mlrepo" in r.stdout and "completion" in r.stdout and r.stderr == ""
 
 
-@pytest.mark.parametrize("args", [["--help"], ["--version"], ["ls", "--help"], ["best", "--help"]])
+@pytest.mark.parametrize("args", [["--help"], ["--version"], [], ["ls", "--help"], ["best", "--help"],
+                                  ["completion", "bash"]])
 def test_help_and_version_load_neither_polars_nor_rich(args, home):
-    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "mlrepo", *args], capture_output=True, text=True,
-                       env=home[1], timeout=60)
+    r = run(*args, env=home[1], extra_env={"PYTHONPROFILEIMPORTTIME": "1"})  # -X importtime, for the script
     assert r.returncode == 0, r.stderr[-500:]
     loaded = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
-    assert "polars" not in loaded and "rich" not in loaded
+    assert "click" in loaded and "polars" not in loaded and "rich" not in loaded  # click: the profile was on
 
 
 def _tab(words: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     """What bash asks when TAB is pressed after ``words`` (click's protocol, as the printed script uses it)."""
     parts = words.split(" ")
-    return subprocess.run([sys.executable, "-X", "importtime", "-m", "mlrepo"], capture_output=True, text=True,
-                          env={**env, "_MLREPO_COMPLETE": "bash_complete", "COMP_WORDS": words,
-                               "COMP_CWORD": str(len(parts) - 1)}, timeout=60)
+    return run(env=env, extra_env={"PYTHONPROFILEIMPORTTIME": "1", "_MLREPO_COMPLETE": "bash_complete",
+                                   "COMP_WORDS": words, "COMP_CWORD": str(len(parts) - 1)})
 
 
 def test_completion_scripts_and_tab_from_the_cached_index_without_polars(ws, home):
@@ -84,7 +83,7 @@ def test_completion_scripts_and_tab_from_the_cached_index_without_polars(ws, hom
     r = _tab(f"mlrepo show {ids[0]['id'][:3]}", env)
     assert ids[0]["id"] in r.stdout
     loaded = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
-    assert "polars" not in loaded
+    assert "mlrepo.commands.cli.complete" in loaded and "polars" not in loaded
 
 
 def _in_a_terminal(args: list[str], env: dict[str, str], columns: int = 60) -> str:
