@@ -339,9 +339,11 @@ def test_filters_mlflow_users_type(copy_fixture, home):
 def test_a_bare_metric_name_resolves_alike_everywhere(ws, home):
     _, env = home
     for args in (["best", ws, "--metric", "f1"], ["ls", ws, "--sort", "f1"], ["ls", ws, "--where", "f1 > 0.5"],
-                 ["history", ws, "--metric", "f1"], ["prune", ws, "--keep-top", "1", "--metric", "f1", "--dry-run"]):
+                 ["history", ws, "--metric", "f1"], ["prune", ws, "--keep-top", "1", "--metric", "f1", "--dry-run"],
+                 ["ls", ws, "--columns", "id,f1"], ["archive", ws, "--where", "f1 > 0.5", "--dry-run"],
+                 ["export", ws, "--where", "metrics.f1 > 0.5"]):
         r = run(*args, env=env)
-        assert r.returncode == 2 and "'f1' is ambiguous" in r.stderr, (args, r.stderr)
+        assert r.returncode == 2 and "f1' is ambiguous: it names" in r.stderr, (args, r.stderr)
         assert "metrics.f1.digits.test" in r.stderr and "metrics.f1.digits.val" in r.stderr
     assert run("ls", ws, "--where", "created_at > '2020-01-01T00:00:00Z'", env=env).returncode == 0
     r = run("ls", ws, "--where", "created_at > 'yesterday'", env=env)
