@@ -255,6 +255,18 @@ def test_json_for_every_listing_and_inspecting_command(ws, home, tmp_path):
     (line,) = hist["lines"]
     assert hist["metric"] == "metrics.accuracy" and line["line"] == "rf_baseline"
     assert line["roots"][0]["children"][0]["changes"]
+    assert run("pin", ws, "rf_baseline/00002", env=env).returncode == 0
+    assert run("archive", ws, "rf_baseline/00001", "--yes", env=env).returncode == 0
+    for args in (["best", ws, "--metric", "metrics.accuracy"], ["du", ws, "--by", "line"], ["pin"],
+                 ["restore", ws, "--all", "--dry-run"], ["prune", ws, "--keep-last", "1", "--dry-run"],
+                 ["archive", ws, "rf_baseline/00003", "--dry-run"]):
+        r = run(*args, "--format", "json", env=env, cwd=ws)
+        assert r.returncode == 0, (args, r.stderr)
+        doc = json.loads(r.stdout)
+        assert (doc["schema_version"] if isinstance(doc, dict) else {d["schema_version"] for d in doc}) in (1, {1}), (
+            args, r.stdout)
+    (pinned,) = json.loads(run("pin", "--format", "json", env=env, cwd=ws).stdout)
+    assert pinned["path"].endswith("rf_baseline/00002") and pinned["note"] == "" and pinned["pinned_at"]
     out = tmp_path / "models.parquet"
     assert run("export", ws, "--format", "parquet", "-o", out, env=env).returncode == 0
     import pyarrow.parquet as pq

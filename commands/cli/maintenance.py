@@ -85,7 +85,9 @@ def _show_plan(plan: Plan, fmt: str, where_to: operations.How) -> None:
     from mlrepo.commands.views.plan import groups_table, plan_table
 
     if fmt == "json":
-        sys.stdout.buffer.write(orjson.dumps(plan.to_dict(), default=str) + b"\n")
+        from mlrepo.repo_index.schema import stamped
+
+        sys.stdout.buffer.write(orjson.dumps(stamped(plan.to_dict()), default=str) + b"\n")
         sys.stdout.flush()
         return
     console = stdout_console()
@@ -294,8 +296,10 @@ def restore(args: tuple[str, ...], root_opt: str | None, everything: bool, dry_r
     idx = load(root, write=not dry_run)
     items = plan_restore(idx, refs, everything)
     if fmt == "json":
-        sys.stdout.buffer.write(orjson.dumps([{"id": i.id, "path": i.path, "kind": i.kind, "source": i.source,
-                                               "size_bytes": i.size_bytes, "problem": i.problem}
+        from mlrepo.repo_index.schema import stamped
+
+        sys.stdout.buffer.write(orjson.dumps([stamped({"id": i.id, "path": i.path, "kind": i.kind, "source": i.source,
+                                                       "size_bytes": i.size_bytes, "problem": i.problem})
                                               for i in items]) + b"\n")
     else:
         stdout_console().print(restore_table(items))
