@@ -122,7 +122,9 @@ def _show_plan(plan: Plan, fmt: str, where_to: operations.How, on_bucket: Remote
     from mlrepo.commands.views.plan import groups_table, plan_table
 
     if fmt == "json":
-        said = plan.to_dict() | (bucket_moves.plan_fields(on_bucket) if on_bucket is not None else {})
+        from mlrepo.repo_index.schema import stamped
+
+        said = stamped(plan.to_dict()) | (bucket_moves.plan_fields(on_bucket) if on_bucket is not None else {})
         sys.stdout.buffer.write(orjson.dumps(said, default=str) + b"\n")
         sys.stdout.flush()
         return
@@ -325,8 +327,10 @@ def restore(args: tuple[str, ...], root_opt: str | None, everything: bool, dry_r
     idx = _loaded(root, dry_run)
     items = plan_restore(idx, refs, everything)
     if fmt == "json":
-        sys.stdout.buffer.write(orjson.dumps([{"id": i.id, "path": i.path, "kind": i.kind, "source": i.source,
-                                               "size_bytes": i.size_bytes, "problem": i.problem}
+        from mlrepo.repo_index.schema import stamped
+
+        sys.stdout.buffer.write(orjson.dumps([stamped({"id": i.id, "path": i.path, "kind": i.kind, "source": i.source,
+                                                       "size_bytes": i.size_bytes, "problem": i.problem})
                                               for i in items]) + b"\n")
     else:
         stdout_console().print(restore_table(items))
