@@ -20,9 +20,10 @@ Measured (wall time, median of ``--repeat`` fresh subprocesses; page cache warm:
   run folder): their difference is what the event file costs;
 - baselines: ``python -c pass`` (interpreter start) and ``cat FILE > /dev/null`` (reading the bytes);
 - in process: ``TensorBoardReader().read(place)`` of the run folder alone (median of ``--repeat`` calls after one
-  warm-up), the reader's own time without interpreter start, imports or the index around it.
+  warm-up), the reader's own time without interpreter start, imports or the index around it: with curves (what
+  ``mlrepo history`` and the TUI's curves pay) and as the index reads it (``without_history``: no curve kept).
 
-Target (#14): the reader's own time well under a second (checked: under 0.25 s). Results go to
+Target (#14): the reader's own time, with curves, well under a second (checked: under 0.25 s). Results go to
 ``benchmarks/results/tb-latest.md``.
 """
 
@@ -125,8 +126,12 @@ def timed(cmd: list[str] | str, repeat: int, shell: bool = False) -> list[float]
     return out
 
 
-def reader_inproc(run: str, repeat: int) -> tuple[list[float], dict[str, float]]:
+def reader_inproc(run: str, repeat: int, curves: bool) -> tuple[list[float], dict[str, float]]:
+    """The reader's own time; ``curves`` False reads as the index does (``without_history``: no curve kept)."""
+    from contextlib import nullcontext
+
     from mlrepo.repo_index.readers import Place
+    from mlrepo.repo_index.readers.history import without_history
     from mlrepo.repo_index.readers.tensorboard import TensorBoardReader
 
     place = Place(path=run, rel="runs/images", names=frozenset(os.listdir(run)), parent_names=frozenset())
@@ -134,9 +139,10 @@ def reader_inproc(run: str, repeat: int) -> tuple[list[float], dict[str, float]]
     rec = reader.read(place)  # warm-up
     times = []
     for _ in range(repeat):
-        start = time.perf_counter()
-        rec = reader.read(place)
-        times.append(time.perf_counter() - start)
+        with nullcontext() if curves else without_history():
+            start = time.perf_counter()
+            rec = reader.read(place)
+            times.append(time.perf_counter() - start)
     if rec.errors:
         raise SystemExit(f"tb_bench: the reader reported {rec.errors}")
     return times, {m.name: m.value for m in rec.metrics}
@@ -163,15 +169,16 @@ def main() -> None:
         "python -c pass": timed([sys.executable, "-c", "pass"], args.repeat),
         "cat FILE > /dev/null": timed(f"cat {written['file']} > /dev/null", args.repeat, shell=True),
     }
-    reader_times, metrics = reader_inproc(run, args.repeat)
-    rows["TensorBoardReader().read(run), in process"] = reader_times
+    reader_times, metrics = reader_inproc(run, args.repeat, curves=True)
+    rows["TensorBoardReader().read(run), in process, with curves"] = reader_times
+    rows["the same as the index reads it (without_history)"] = reader_inproc(run, args.repeat, curves=False)[0]
     last = args.steps - 1
     expected = {tag: scalar(tag, last) for tag in TAGS}
     if metrics != expected:
         raise SystemExit(f"tb_bench: read {metrics}, wrote {expected}")
     med = {k: statistics.median(v) for k, v in rows.items()}
     cost = med["mlrepo index --rebuild, root with the event file"] - med["mlrepo index --rebuild, same root without it"]
-    reader = med["TensorBoardReader().read(run), in process"]
+    reader = med["TensorBoardReader().read(run), in process, with curves"]
     ok = reader < READER_MAX
     lines = [
         f"# TensorBoard event file with images ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
