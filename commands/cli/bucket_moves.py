@@ -115,7 +115,7 @@ def restore_on_bucket(url: str, refs: Sequence[str], everything: bool, dry_run: 
         recover(url)
     items, refused = plan_remote_restore(root, everything=True)
     wanted = {r.rstrip("/") for r in refs}
-    chosen = items if everything else [i for i in items if wanted & {i.id, i.url, i.model, _below(root, i.url)}]
+    chosen = items if everything else [i for i in items if wanted & {i.id, i.url, i.model}]
     missing = sorted(wanted - {n for i in chosen for n in (i.id, i.url, i.model)})
     for line in refused:
         err.print(visible(f"refused: {line}"), markup=False, style="yellow")
