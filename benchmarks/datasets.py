@@ -43,6 +43,19 @@ def _stamp_ok(stamp_path: str, want: dict) -> bool:
     return all(have.get(k) == v for k, v in want.items())
 
 
+def _reuse_or_clear(root: str, stamp_path: str, want: dict) -> dict | None:
+    """The stamp of the tree at ``root`` when it was generated as ``want`` asks; else None, with the tree and any
+    interrupted ``.tmp`` write removed so that it is generated afresh."""
+    if os.path.isdir(root) and _stamp_ok(stamp_path, want):
+        with open(stamp_path, encoding="utf-8") as fh:
+            return json.load(fh)
+    os.makedirs(DATA, exist_ok=True)
+    for stale in (root + ".tmp", root):
+        if os.path.exists(stale):
+            shutil.rmtree(stale)
+    return None
+
+
 def _write_stamp(stamp_path: str, stamp: dict) -> None:
     with open(stamp_path, "w", encoding="utf-8") as fh:
         json.dump(stamp, fh, indent=2)
@@ -61,14 +74,10 @@ def cascade_repo(n_models: int, log=print) -> tuple[str, dict]:
                     artifact_bytes=ARTIFACT_BYTES, mlflow_runs=0, lightning_versions=0, seed=7)
     want = {"generator": GENERATOR_VERSION, "models": n_models, "models_per_line": spec.models_per_line,
             "lines": spec.lines, "artifact_bytes": list(spec.artifact_bytes), "seed": spec.seed}
-    if os.path.isdir(root) and _stamp_ok(stamp_path, want):
-        with open(stamp_path, encoding="utf-8") as fh:
-            return root, json.load(fh)
-    os.makedirs(DATA, exist_ok=True)
+    kept = _reuse_or_clear(root, stamp_path, want)
+    if kept is not None:
+        return root, kept
     tmp = root + ".tmp"
-    for stale in (tmp, root):
-        if os.path.exists(stale):
-            shutil.rmtree(stale)
     log(f"  generating {name} with write_demo({spec}) ...")
     start = time.perf_counter()
     count = write_demo(tmp, spec)
@@ -103,14 +112,10 @@ def mixed_repo(n_models: int, log=print) -> tuple[str, dict]:
     want = {"generator": GENERATOR_VERSION, "shape": "mixed", "models": n_models, "cascade": 8 * tenth,
             "lightning": tenth, "hf-trainer": tenth, "per_group": MODELS_PER_LINE,
             "artifact_bytes": list(ARTIFACT_BYTES), "seed": spec.seed}
-    if os.path.isdir(root) and _stamp_ok(stamp_path, want):
-        with open(stamp_path, encoding="utf-8") as fh:
-            return root, json.load(fh)
-    os.makedirs(DATA, exist_ok=True)
+    kept = _reuse_or_clear(root, stamp_path, want)
+    if kept is not None:
+        return root, kept
     tmp = root + ".tmp"
-    for stale in (tmp, root):
-        if os.path.exists(stale):
-            shutil.rmtree(stale)
     log(f"  generating {name} ...")
     start = time.perf_counter()
     count = write_demo(tmp, spec)
@@ -216,12 +221,9 @@ def mlflow_store(n_runs: int, python: str, log=print) -> tuple[str, dict]:
     version = subprocess.run([python, "-c", "import mlflow; print(mlflow.__version__)"],
                              capture_output=True, text=True, check=True).stdout.strip()
     want = {"generator": GENERATOR_VERSION, "runs": n_runs, "mlflow": version}
-    if os.path.isdir(root) and _stamp_ok(stamp_path, want):
-        with open(stamp_path, encoding="utf-8") as fh:
-            return root, json.load(fh)
-    os.makedirs(DATA, exist_ok=True)
-    if os.path.exists(root):  # an interrupted write: no stamp
-        shutil.rmtree(root)
+    kept = _reuse_or_clear(root, stamp_path, want)  # an interrupted write has no stamp: removed
+    if kept is not None:
+        return root, kept
     log(f"  generating {name} with mlflow {version} ({python}) ...")
     start = time.perf_counter()
     # the store must be written at its final path: MLflow records absolute artifact locations in meta.yaml

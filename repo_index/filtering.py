@@ -177,7 +177,8 @@ _SAID: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
      lambda m: _LIST_HINT.format(col=m.group(1) or "tags")),
     (re.compile(r"cannot compare string with numeric type"),
      lambda m: "compares a text value with a number (quote the number, or compare a numeric column)"),
-    (re.compile(r"arithmetic on dtypes (\w+) and"), lambda m: "arithmetic on a text value"),
+    (re.compile(r"arithmetic on dtypes (\w+) and|arithmetic on string and numeric"),  # polars 2.x | 1.x
+     lambda m: "arithmetic on a text value"),
     (re.compile(r"expected `(\w+)`, got `([^`]+)` for series with name `([^`]+)`"),
      lambda m: f"{m.group(3)} holds {_KINDS.get(m.group(2), m.group(2))}, but the function wants "
                f"{_KINDS.get(m.group(1), m.group(1))}"),

@@ -50,21 +50,20 @@ def test_bare_mlrepo_prints_help_and_exits_0(home):
     assert r.returncode == 0 and "Usage: mlrepo" in r.stdout and "completion" in r.stdout and r.stderr == ""
 
 
-@pytest.mark.parametrize("args", [["--help"], ["--version"], ["ls", "--help"], ["best", "--help"]])
+@pytest.mark.parametrize("args", [["--help"], ["--version"], [], ["ls", "--help"], ["best", "--help"],
+                                  ["completion", "bash"]])
 def test_help_and_version_load_neither_polars_nor_rich(args, home):
-    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "mlrepo", *args], capture_output=True, text=True,
-                       env=home[1], timeout=60)
+    r = run(*args, env=home[1], extra_env={"PYTHONPROFILEIMPORTTIME": "1"})  # -X importtime, for the script
     assert r.returncode == 0, r.stderr[-500:]
     loaded = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
-    assert "polars" not in loaded and "rich" not in loaded
+    assert "click" in loaded and "polars" not in loaded and "rich" not in loaded  # click: the profile was on
 
 
 def _tab(words: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     """What bash asks when TAB is pressed after ``words`` (click's protocol, as the printed script uses it)."""
     parts = words.split(" ")
-    return subprocess.run([sys.executable, "-X", "importtime", "-m", "mlrepo"], capture_output=True, text=True,
-                          env={**env, "_MLREPO_COMPLETE": "bash_complete", "COMP_WORDS": words,
-                               "COMP_CWORD": str(len(parts) - 1)}, timeout=60)
+    return run(env=env, extra_env={"PYTHONPROFILEIMPORTTIME": "1", "_MLREPO_COMPLETE": "bash_complete",
+                                   "COMP_WORDS": words, "COMP_CWORD": str(len(parts) - 1)})
 
 
 def test_completion_scripts_and_tab_from_the_cached_index_without_polars(ws, home):
@@ -84,7 +83,59 @@ def test_completion_scripts_and_tab_from_the_cached_index_without_polars(ws, hom
     r = _tab(f"mlrepo show {ids[0]['id'][:3]}", env)
     assert ids[0]["id"] in r.stdout
     loaded = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
-    assert "polars" not in loaded
+    assert "mlrepo.commands.cli.complete" in loaded and "polars" not in loaded
+
+
+def _in_a_terminal(args: list[str], env: dict[str, str], columns: int = 60) -> str:
+    """What ``mlrepo ARGS`` writes to a real pseudo-terminal (stdin, stdout and stderr on it), every byte in order:
+    the line that is erased at the end is in here, as a terminal received it."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    proc = subprocess.Popen([MLREPO, *args], stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
+    os.close(slave)
+    received = bytearray()
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the last holder of the terminal is gone
+            break
+        if not chunk:
+            break
+        received += chunk
+    os.close(master)
+    assert proc.wait(timeout=120) == 0, received.decode(errors="replace")
+    return received.decode()
+
+
+def test_a_cold_index_shows_progress_on_a_terminal_only(tmp_path, home):
+    """The progress line as a user sees it: on the terminal at once for a cold index, one line wide, the root's
+    name as text, erased before the summary; ``-q`` and a stderr that is no terminal print the summary alone."""
+    _, env = home
+    root = tmp_path / ("deep" * 12) / "runs \x1b[31mred"
+    for i in range(3):
+        (root / "line" / f"m{i}").mkdir(parents=True)
+        (root / "line" / f"m{i}" / "metrics.json").write_text(f'{{"f1": 0.{i}}}')
+    escaped = str(root).replace("\x1b", "\\x1b")
+    summary = f"3 models (generic 3) under {escaped}"
+    shown = _in_a_terminal(["index", str(root)], env)
+    progress, _, rest = shown.partition(summary)
+    assert progress.startswith("\r\x1b[Kindexing ") and progress.endswith("\r\x1b[K"), shown
+    drawn = [line for line in progress.split("\r\x1b[K") if line]
+    assert drawn and all(len(line) <= 59 and line.startswith("indexing …") and "\\x1b[31mred … " in line
+                         and line.endswith(" s (-q hides this)") for line in drawn), drawn
+    assert "\x1b[31m" not in shown and rest.startswith("\r\n0 could not be read fully")
+    quiet = _in_a_terminal(["-q", "index", str(root), "--rebuild"], env)
+    assert "indexing" not in quiet and quiet.startswith(summary), quiet
+    for args in (["index", str(root), "--rebuild"], ["-q", "index", str(root)]):
+        r = subprocess.run([MLREPO, *args], capture_output=True, text=True, env=env, timeout=120)
+        lines = r.stdout.splitlines()
+        assert r.returncode == 0 and r.stderr == "" and len(lines) == 3 and lines[0] == summary, r
+        assert lines[1] == "0 could not be read fully" and lines[2].startswith("read ")
 
 
 # -- ROOT ---------------------------------------------------------------------------------------------------------
@@ -204,6 +255,18 @@ def test_json_for_every_listing_and_inspecting_command(ws, home, tmp_path):
     (line,) = hist["lines"]
     assert hist["metric"] == "metrics.accuracy" and line["line"] == "rf_baseline"
     assert line["roots"][0]["children"][0]["changes"]
+    assert run("pin", ws, "rf_baseline/00002", env=env).returncode == 0
+    assert run("archive", ws, "rf_baseline/00001", "--yes", env=env).returncode == 0
+    for args in (["best", ws, "--metric", "metrics.accuracy"], ["du", ws, "--by", "line"], ["pin"],
+                 ["restore", ws, "--all", "--dry-run"], ["prune", ws, "--keep-last", "1", "--dry-run"],
+                 ["archive", ws, "rf_baseline/00003", "--dry-run"]):
+        r = run(*args, "--format", "json", env=env, cwd=ws)
+        assert r.returncode == 0, (args, r.stderr)
+        doc = json.loads(r.stdout)
+        assert (doc["schema_version"] if isinstance(doc, dict) else {d["schema_version"] for d in doc}) in (1, {1}), (
+            args, r.stdout)
+    (pinned,) = json.loads(run("pin", "--format", "json", env=env, cwd=ws).stdout)
+    assert pinned["path"].endswith("rf_baseline/00002") and pinned["note"] == "" and pinned["pinned_at"]
     out = tmp_path / "models.parquet"
     assert run("export", ws, "--format", "parquet", "-o", out, env=env).returncode == 0
     import pyarrow.parquet as pq
@@ -214,18 +277,29 @@ def test_json_for_every_listing_and_inspecting_command(ws, home, tmp_path):
 
 
 def test_piped_to_head_exits_quietly(home, tmp_path):
+    """``mlrepo … | head -1``: the reader takes a line and closes the pipe while mlrepo still writes. The pipe holds
+    one page (4 KiB, not the 64 KiB a shell gives it) and every output here is larger, so the closed pipe is really
+    hit, without waiting on time; mlrepo stops quietly with 0, as ripgrep and git do."""
+    import fcntl
+
     _, env = home
     demo = tmp_path / "demo"
     assert run("demo", demo, env=env).returncode == 0
-    for cmd in ("ls --format jsonl", "export --format jsonl", "export --format csv", "history",
-                "prune --keep-last 1 --recent 0m --dry-run --format json", "prune --keep-last 1 --dry-run"):
-        r = subprocess.run(["bash", "-c", f'"$MLREPO" {cmd} "$ROOT" | head -c 20 >/dev/null; '
-                                          'echo "${PIPESTATUS[0]}"'],
-                           capture_output=True, text=True, env={**env, "MLREPO": MLREPO, "ROOT": str(demo)},
-                           timeout=120)
-        if "no such option" in r.stderr.lower():  # --recent comes with the prune-decisions branch
-            continue
-        assert r.stdout.strip() == "0" and "Error" not in r.stderr and "Broken" not in r.stderr, (cmd, r.stderr)
+    for cmd in ("ls --format jsonl", "export --format jsonl", "export --format csv", "export --format md", "history",
+                "prune --keep-last 1 --recent 0m --dry-run --format json", "prune --keep-last 1 --dry-run", "ls",
+                "du --by model"):
+        whole = run(*cmd.split(), demo, env=env)
+        assert whole.returncode == 0 and len(whole.stdout.encode()) > 4096 + 512, (cmd, len(whole.stdout))
+        read_end, write_end = os.pipe()
+        fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
+        proc = subprocess.Popen([MLREPO, *cmd.split(), str(demo)], stdout=write_end, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, env=env, text=True)
+        os.close(write_end)
+        first = os.read(read_end, 20)  # unbuffered: the rest stays in the pipe, mlrepo blocks on a full pipe
+        os.close(read_end)
+        _, errors = proc.communicate(timeout=120)
+        assert proc.returncode == 0 and first, (cmd, errors)
+        assert "Error" not in errors and "Broken" not in errors and "Traceback" not in errors, (cmd, errors)
 
 
 def test_color_and_width_through_a_pipe(ws, home):
@@ -277,9 +351,11 @@ def test_filters_mlflow_users_type(copy_fixture, home):
 def test_a_bare_metric_name_resolves_alike_everywhere(ws, home):
     _, env = home
     for args in (["best", ws, "--metric", "f1"], ["ls", ws, "--sort", "f1"], ["ls", ws, "--where", "f1 > 0.5"],
-                 ["history", ws, "--metric", "f1"], ["prune", ws, "--keep-top", "1", "--metric", "f1", "--dry-run"]):
+                 ["history", ws, "--metric", "f1"], ["prune", ws, "--keep-top", "1", "--metric", "f1", "--dry-run"],
+                 ["ls", ws, "--columns", "id,f1"], ["archive", ws, "--where", "f1 > 0.5", "--dry-run"],
+                 ["export", ws, "--where", "metrics.f1 > 0.5"]):
         r = run(*args, env=env)
-        assert r.returncode == 2 and "'f1' is ambiguous" in r.stderr, (args, r.stderr)
+        assert r.returncode == 2 and "f1' is ambiguous: it names" in r.stderr, (args, r.stderr)
         assert "metrics.f1.digits.test" in r.stderr and "metrics.f1.digits.val" in r.stderr
     assert run("ls", ws, "--where", "created_at > '2020-01-01T00:00:00Z'", env=env).returncode == 0
     r = run("ls", ws, "--where", "created_at > 'yesterday'", env=env)

@@ -34,9 +34,9 @@ def test_best_and_last_checkpoints_are_tagged():
     epoch = best_epoch(LOGS / "version_0")
     best = next(p.name for p in (LOGS / "version_0" / "checkpoints").glob(f"epoch={epoch}-*.ckpt"))
     assert tags_by_version(LOGS.parent) == {
-        "version_0": ([f"best-ckpt:checkpoints/{best}", "last-ckpt:checkpoints/last.ckpt"], None),
+        "version_0": ([f"best_checkpoint=checkpoints/{best}", "last_checkpoint=checkpoints/last.ckpt"], None),
         # resumed from version_0 without validating: Lightning kept version_0's best_model_path
-        "version_1": ([f"best-ckpt:../version_0/checkpoints/{best}", "last-ckpt:checkpoints/last.ckpt"], None),
+        "version_1": ([f"best_checkpoint=../version_0/checkpoints/{best}", "last_checkpoint=checkpoints/last.ckpt"], None),
     }
     state = read_state(str(LOGS / "version_1" / "checkpoints" / "last.ckpt"))
     assert state.step == 18 and state.best[0][1].endswith(f"/version_0/checkpoints/{best}")
@@ -126,7 +126,7 @@ def test_cut_junk_and_fifo_checkpoints_say_so_or_stay_quiet(tmp_path):
     result = run_cli("ls", root, "--format", "json", timeout=60)
     assert result.code == 0 and "Traceback" not in result.err
     tags, error = tags_by_version(root)["version_0"]
-    assert "last-ckpt:checkpoints/last.ckpt" in tags and error is None
+    assert "last_checkpoint=checkpoints/last.ckpt" in tags and error is None
 
 
 def test_the_state_is_cached_by_the_files_stamp(tmp_path):
@@ -136,3 +136,18 @@ def test_the_state_is_cached_by_the_files_stamp(tmp_path):
     assert cached_state(str(path)) is first
     shutil.copy(LOGS / "version_1" / "checkpoints" / "last.ckpt", path)  # rewritten: a new stamp, read again
     assert cached_state(str(path)).step == 18 != first.step
+
+
+def test_placeholder_checkpoints_are_not_read_and_their_version_is_kept(tmp_path):
+    """A remote root's mirror holds a checkpoint as a sparse placeholder of its size (no data): the state is not
+    read from zeros, the version says so in its tags, and prune keeps it with the reason."""
+    root = version_with(tmp_path, {})
+    for ckpt in (LOGS / "version_0" / "checkpoints").iterdir():
+        with open(root / "lightning_logs" / "version_0" / "checkpoints" / ckpt.name, "wb") as f:
+            f.truncate(ckpt.stat().st_size)  # sparse: no block allocated
+    assert tags_by_version(root) == {"version_0": (["checkpoint_state=unread"], None)}
+    prune = run_cli("prune", root, "--keep-top", "0", "--keep-last", "0", "--metric", "val_loss", "--recent", "0",
+                    "--delete", "--yes", env=trash_env(tmp_path))
+    assert prune.code == 0, prune.err
+    assert "ModelCheckpoint state was not read" in prune.out
+    assert (root / "lightning_logs" / "version_0" / "checkpoints").is_dir()

@@ -492,7 +492,9 @@ def test_a_real_watch_limit_below_the_tree_falls_back_to_polling(copy_fixture):
     out = in_low_watch_limit(root, -25, "save")
     assert out["start"] == out["end"] == "polling"
     (warning,) = out["said"]
-    assert "inotify could not watch" in warning and "max_user_watches" in warning and "polling every" in warning
+    # watchdog 7 skips the folders past the limit (counted), watchdog 6 refuses the whole tree (ENOSPC)
+    assert ("inotify could not watch" in warning or "cannot watch" in warning) and "max_user_watches" in warning
+    assert "polling every" in warning
     assert out["added"]
 
 

@@ -241,7 +241,7 @@ def test_lightning():
     # ModelCheckpoint's best_model_path (save_top_k=1, no save_last: no last checkpoint recorded)
     for name, ckpt in {"version_0": "epoch=1-step=6.ckpt", "version_1": "epoch=2-step=18.ckpt",
                        "version_2": "epoch=2-step=9.ckpt"}.items():
-        assert rows[name]["tags"] == [f"best-ckpt:checkpoints/{ckpt}"]
+        assert rows[name]["tags"] == [f"best_checkpoint=checkpoints/{ckpt}"]
 
 
 def test_lightning_history():

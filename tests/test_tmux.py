@@ -5,6 +5,7 @@ The default suite runs each keyboard-trust scenario 3 times; ``-m slow`` runs it
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -25,14 +26,24 @@ SCREENS = ("Parameter history", "Disk usage", "Compare ", "Metric curves", "Keep
            "Columns (space", "Trash ", "Archive ")  # titles of every screen and dialog the table keys open
 
 
-def _tmux(*args: str) -> str:
-    """tmux on a server of the tests' own, apart from the user's sessions."""
-    return subprocess.run(["tmux", "-L", "mlrepo-tests", "-f", "/dev/null", *args], capture_output=True, text=True,
-                          check=False).stdout
+def _tmux(*args: str) -> subprocess.CompletedProcess[str]:
+    """tmux on a server of this test process's own, apart from the user's sessions and the other workers'."""
+    return subprocess.run(["tmux", "-L", f"mlrepo-tests-{os.getpid()}", "-f", "/dev/null", *args],
+                          capture_output=True, text=True, check=False)
+
+
+def _new_session(session: str, size: tuple[int, int], command: str) -> None:
+    """A detached session running ``command``. tmux's server exits with its last session; one asked for a new
+    session while it was exiting makes none, so the session is checked and asked for again until it exists."""
+    for _ in range(100):
+        _tmux("new-session", "-d", "-s", session, "-x", str(size[0]), "-y", str(size[1]), command)
+        if _tmux("has-session", "-t", session).returncode == 0:
+            return
+    raise AssertionError(f"tmux made no session {session}: {_tmux('list-sessions').stderr}")
 
 
 def _screen(session: str) -> list[str]:
-    return _tmux("capture-pane", "-p", "-t", session).rstrip("\n").split("\n")
+    return _tmux("capture-pane", "-p", "-t", session).stdout.rstrip("\n").split("\n")
 
 
 def _wait(session: str, what: str, ok: Callable[[list[str]], bool], timeout: float = 60) -> list[str]:
@@ -67,14 +78,14 @@ def _tui(root: Path, tmp: Path, size: tuple[int, int] = (160, 40)) -> Iterator[t
     out, rc = tmp / f"{session}.out", tmp / f"{session}.rc"
     command = (f"env -u COLUMNS -u LINES TERM=xterm-256color {MLREPO} tui {root} > {out}; "
                f"echo $? > {rc}.tmp && mv {rc}.tmp {rc}; exec sleep 600")
-    _tmux("new-session", "-d", "-s", session, "-x", str(size[0]), "-y", str(size[1]), command)
+    _new_session(session, size, command)
     try:
         # ready: the table checked against the disk (the status line no longer says so)
         _wait(session, "the checked table", lambda lines: _count(lines) and not any(
             "checking the disk" in line or line.strip().startswith("indexing") for line in lines))
         yield session, out, rc
         if rc.exists():
-            after = "\n".join(_tmux("capture-pane", "-p", "-S", "-", "-t", session).split("\n"))
+            after = _tmux("capture-pane", "-p", "-S", "-", "-t", session).stdout
             assert "Traceback" not in after and "Error" not in after, after
     finally:
         _tmux("kill-session", "-t", session)

@@ -189,7 +189,7 @@ def index(root: str | None, yes: bool, rebuild: bool, publish_url: str | None, f
                if idx.stats.remote else {})}))
         return
     by_format = ", ".join(f"{fmt} {n}" for fmt, n in sorted(idx.counts_by_format().items()))
-    click.echo(f"{len(idx)} models ({by_format or 'none'}) under {idx.root}")
+    click.echo(f"{len(idx)} models ({by_format or 'none'}) under {visible(idx.root)}")
     click.echo(f"{bad.height} could not be read fully" + (":" if bad.height else ""))
     for row in bad.head(50).iter_rows(named=True):
         err.print(visible(f"  {row['path']}: {row['error']}"), markup=False)
@@ -202,8 +202,9 @@ def index(root: str | None, yes: bool, rebuild: bool, publish_url: str | None, f
         from mlrepo.repo_index.team import publish
 
         done = publish(idx.df, idx.metrics, idx.root, publish_url)
-        click.echo(f"published {done.rows} models as {done.host}:{done.root} to {publish_url} "
-                   f"(table now at version {done.version}, {done.attempts} attempt{'s' if done.attempts > 1 else ''})")
+        click.echo(visible(f"published {done.rows} models as {done.host}:{done.root} to {publish_url} "
+                           f"(table now at version {done.version}, "
+                           f"{done.attempts} attempt{'s' if done.attempts > 1 else ''})"))
 
 
 def _write_rows(frame: object, fmt: str) -> None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from mlrepo.commands.cli.common import visible
 from mlrepo.commands.cli.console import err
+from mlrepo.commands.cli.outcomes import report_outcomes
 from mlrepo.errors import FailedError, RefusedError
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def recover(url: str) -> None:
 def _below(root: RemoteRoot, path: str) -> str:
     """A row's URL as the prefix below the root (what the operations take); anything else is refused there."""
     base = root.url.rstrip("/") + "/"
-    return path[len(base):] if path.startswith(base) else path
+    return path.removeprefix(base)
 
 
 def plan_on_bucket(url: str, removed: Sequence[Decision], how: RemoteHow) -> tuple[RemoteRoot, RemotePlan]:
@@ -83,22 +84,6 @@ def _progress(label: str) -> Callable[[Callable[[Callable | None], Report]], Rep
     return run
 
 
-def report(result: Report, verb: str) -> None:
-    """Each model's outcome, the total and the requests made, on stderr; exit 1 when any model failed."""
-    for o in result.outcomes:
-        if o.ok:
-            where = f" -> {o.where}" if o.where and o.action != "restored" else ""
-            err.print(visible(f"{o.action} {o.path}{where}"), markup=False)
-        else:
-            err.print(visible(f"not {verb}: {o.path}: {o.message}"), markup=False, style="yellow")
-    cost = getattr(result, "cost", None)
-    err.print(f"{verb} {len(result.succeeded)} of {len(result.outcomes)} models"
-              + (f" ({cost.total} requests: {cost.text()})" if cost is not None and cost.total else ""),
-              markup=False)
-    if result.failed:
-        raise FailedError(f"{len(result.failed)} model(s) were not {verb}; see above")
-
-
 def execute_on_bucket(root: RemoteRoot, rplan: RemotePlan, yes: bool) -> None:
     from mlrepo.commands.operations.remote_execute import execute_remote
 
@@ -114,22 +99,23 @@ def execute_on_bucket(root: RemoteRoot, rplan: RemotePlan, yes: bool) -> None:
         click.confirm(f"{rplan.how.capitalize()} {n} models on {root.url} ({rplan.cost.total} requests)?",
                       default=False, abort=True, err=True)
     result = _progress(VERB[rplan.how].removesuffix("ed") + "ing")(lambda cb: execute_remote(root, rplan, cb))
-    for line in result.recovered:
-        err.print(visible(f"recovered: {line}"), markup=False)
-    report(result, VERB[rplan.how])
+    report_outcomes(result, VERB[rplan.how])
 
 
 def restore_on_bucket(url: str, refs: Sequence[str], everything: bool, dry_run: bool, yes: bool, fmt: str) -> None:
     """Bring trashed or archived models of a bucket back (refs: id, URL or the prefix below the root)."""
     import orjson
-    from mlrepo.commands.operations.remote_execute import plan_remote_restore, restore_remote
+    from mlrepo.commands.operations.remote_execute import (
+        plan_remote_restore,
+        restore_remote,
+    )
 
     root = _open(url)
     if not dry_run:
         recover(url)
     items, refused = plan_remote_restore(root, everything=True)
     wanted = {r.rstrip("/") for r in refs}
-    chosen = items if everything else [i for i in items if wanted & {i.id, i.url, i.model, _below(root, i.url)}]
+    chosen = items if everything else [i for i in items if wanted & {i.id, i.url, i.model}]
     missing = sorted(wanted - {n for i in chosen for n in (i.id, i.url, i.model)})
     for line in refused:
         err.print(visible(f"refused: {line}"), markup=False, style="yellow")
@@ -148,4 +134,4 @@ def restore_on_bucket(url: str, refs: Sequence[str], everything: bool, dry_run: 
         return
     if not yes and sys.stdin.isatty():  # restoring destroys nothing: without a terminal it just goes ahead
         click.confirm(f"Restore {len(chosen)} models?", default=False, abort=True, err=True)
-    report(_progress("restoring")(lambda cb: restore_remote(root, chosen, cb)), "restored")
+    report_outcomes(_progress("restoring")(lambda cb: restore_remote(root, chosen, cb)), "restored")

@@ -3,6 +3,7 @@ progress on a terminal and the names shell completion offers). Imports no polars
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -70,24 +71,37 @@ def get_root(given: str | None, yes: bool, source: str = "the ROOT argument", re
 
 
 @contextmanager
-def _progress(root: Root) -> Iterator[None]:
-    """On a terminal, after half a second of indexing, a line on stderr saying what is being read and for how
-    long (erased when done); nothing when stderr is not a terminal or with ``-q``."""
+def _progress(root: Root, cold: bool) -> Iterator[None]:
+    """On a terminal, a line on stderr saying which root is being read and for how long, erased when done: at once
+    when the index is cold (never built, or ``--rebuild``: the user is about to wait), else after half a second.
+    Nothing when stderr is not a terminal or with ``-q``."""
     if state().quiet or not sys.stderr.isatty():
         yield
         return
+    # one line of stderr's terminal at most (a wrapped line would survive the erase), the root's name as text,
+    # cut at its start when too long (its end says more, and the seconds are the progress)
+    width = max(20, os.get_terminal_size(sys.stderr.fileno()).columns - 1)
+    path = visible(os.path.abspath(os.path.expanduser(root.path)))
     done = threading.Event()
     start = time.monotonic()
+    shown_once = threading.Event()
+
+    def show() -> None:
+        seconds = f" … {time.monotonic() - start:.0f} s (-q hides this)"
+        room = width - len("indexing ") - len(seconds)
+        line = f"indexing {path if len(path) <= room else '…' + path[len(path) - room + 1:]}{seconds}"
+        sys.stderr.write("\r\x1b[K" + line[:width])
+        sys.stderr.flush()
+        shown_once.set()
 
     def tick() -> None:
-        if done.wait(0.5):
+        if not cold and done.wait(0.5):
             return
         while not done.wait(0.25):
-            sys.stderr.write(f"\r\x1b[Kindexing {root.path} … {time.monotonic() - start:.0f} s (-q hides this)")
-            sys.stderr.flush()
-        sys.stderr.write("\r\x1b[K")
-        sys.stderr.flush()
+            show()
 
+    if cold:
+        show()
     thread = threading.Thread(target=tick, name="mlrepo-progress", daemon=True)
     thread.start()
     try:
@@ -95,6 +109,9 @@ def _progress(root: Root) -> Iterator[None]:
     finally:
         done.set()
         thread.join()
+        if shown_once.is_set():
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
 
 
 def load(root: Root, rebuild: bool = False, write: bool = True) -> Index:
@@ -102,7 +119,8 @@ def load(root: Root, rebuild: bool = False, write: bool = True) -> Index:
     from mlrepo.repo_index import open_index
     from mlrepo.repo_index.remote import open_remote_index
 
-    with _progress(root):
+    known = root.path if is_url(root.path) else os.path.abspath(os.path.expanduser(root.path))
+    with _progress(root, cold=rebuild or not complete.load_names(known)):
         if is_url(root.path):
             idx = open_remote_index(root.path, rebuild=rebuild)
         else:

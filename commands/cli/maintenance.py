@@ -15,6 +15,7 @@ import click
 from mlrepo.commands.cli import bucket_moves
 from mlrepo.commands.cli.common import get_root, load, visible
 from mlrepo.commands.cli.console import err
+from mlrepo.commands.cli.outcomes import report_outcomes
 from mlrepo.commands.cli.roots import Root, check_refs_inside, split_root
 from mlrepo.errors import FailedError, RefusedError, UsageError
 from mlrepo.repo_index.remote.location import is_url
@@ -121,7 +122,9 @@ def _show_plan(plan: Plan, fmt: str, where_to: operations.How, on_bucket: Remote
     from mlrepo.commands.views.plan import groups_table, plan_table
 
     if fmt == "json":
-        said = plan.to_dict() | (bucket_moves.plan_fields(on_bucket) if on_bucket is not None else {})
+        from mlrepo.repo_index.schema import stamped
+
+        said = stamped(plan.to_dict()) | (bucket_moves.plan_fields(on_bucket) if on_bucket is not None else {})
         sys.stdout.buffer.write(orjson.dumps(said, default=str) + b"\n")
         sys.stdout.flush()
         return
@@ -160,24 +163,6 @@ def _destination(how: operations.How) -> str:
             "delete": "deleted permanently"}[how]
 
 
-def _report(report: operations.Report, verb: str) -> None:
-    from mlrepo.repo_index.units import human_size
-
-    for o in report.outcomes:
-        if o.ok:
-            where = f" -> {o.where}" if o.where and o.action != "restored" else ""
-            err.print(visible(f"{o.action} {o.label or o.path}{where}"), markup=False)
-        else:
-            err.print(visible(f"not {verb}: {o.label or o.path}: {o.message}"), markup=False, style="yellow")
-    done = len(report.succeeded)
-    freed = f", freed {human_size(report.bytes_freed)}" if report.bytes_freed > 0 else ""
-    if freed and verb == "trashed":
-        freed += " once the trash is emptied"
-    err.print(f"{verb} {done} of {len(report.outcomes)} models{freed}", markup=False)
-    if report.failed:
-        raise FailedError(f"{len(report.failed)} model(s) were not {verb}; see above")
-
-
 def _execute(root: str, plan: Plan, how: operations.How, archive_dir: str | None, yes: bool) -> None:
     from mlrepo.commands import operations
 
@@ -193,9 +178,7 @@ def _execute(root: str, plan: Plan, how: operations.How, archive_dir: str | None
     report = _run_with_progress(plan.bytes_freed, {"trash": "trashing", "archive": "archiving",
                                                    "delete": "deleting"}[how],
                                 lambda cb: operations.remove_models(root, plan.decisions, how, archive_dir, cb))
-    for line in report.recovered:
-        err.print(visible(f"recovered: {line}"), markup=False)
-    _report(report, {"trash": "trashed", "archive": "archived", "delete": "deleted"}[how])
+    report_outcomes(report, {"trash": "trashed", "archive": "archived", "delete": "deleted"}[how])
 
 
 # -- commands ---------------------------------------------------------------------------------------------------
@@ -344,8 +327,10 @@ def restore(args: tuple[str, ...], root_opt: str | None, everything: bool, dry_r
     idx = _loaded(root, dry_run)
     items = plan_restore(idx, refs, everything)
     if fmt == "json":
-        sys.stdout.buffer.write(orjson.dumps([{"id": i.id, "path": i.path, "kind": i.kind, "source": i.source,
-                                               "size_bytes": i.size_bytes, "problem": i.problem}
+        from mlrepo.repo_index.schema import stamped
+
+        sys.stdout.buffer.write(orjson.dumps([stamped({"id": i.id, "path": i.path, "kind": i.kind, "source": i.source,
+                                                       "size_bytes": i.size_bytes, "problem": i.problem})
                                               for i in items]) + b"\n")
     else:
         stdout_console().print(restore_table(items))
@@ -362,8 +347,6 @@ def restore(args: tuple[str, ...], root_opt: str | None, everything: bool, dry_r
                       default=False, abort=True, err=True)
     report = _run_with_progress(sum(i.size_bytes for i in ready), "restoring",
                                 lambda cb: operations.restore_models(idx.root, ready, cb))
-    for line in report.recovered:
-        err.print(visible(f"recovered: {line}"), markup=False)
-    _report(report, "restored")
+    report_outcomes(report, "restored")
     if len(ready) < len(items):
         raise FailedError(f"{len(items) - len(ready)} model(s) could not be restored; see the table")

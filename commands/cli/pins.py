@@ -4,7 +4,7 @@ tracker's files)."""
 from __future__ import annotations
 
 import click
-from mlrepo.commands.cli.common import get_root, load
+from mlrepo.commands.cli.common import get_root, load, visible
 from mlrepo.commands.cli.console import err
 from mlrepo.commands.cli.roots import check_refs_inside, split_root
 from mlrepo.errors import UsageError
@@ -16,7 +16,9 @@ from mlrepo.repo_index.labels import model_label
 @click.command()
 @click.argument("args", nargs=-1, metavar="[ROOT] [MODEL]...")
 @click.option("--note", default="", metavar="TEXT", help="Why it is pinned (deployed, resumed from...).")
-def pin(args: tuple[str, ...], note: str) -> None:
+@click.option("--format", "fmt", type=click.Choice(["tsv", "json"]), default="tsv", show_default=True,
+              help="The list of pins: id, path and note a line (control characters escaped), or JSON.")
+def pin(args: tuple[str, ...], note: str, fmt: str) -> None:
     """Pin models: prune and archive never remove them. Without MODEL, list the pins.
 
     MODEL: id, path or repo/line/name. Pins live in ROOT's .mlrepo/pins.json and survive a rebuilt index."""
@@ -25,13 +27,21 @@ def pin(args: tuple[str, ...], note: str) -> None:
     check_refs_inside(root, refs)
     idx = load(root)
     if not refs:
-        for p in sorted(pinning.load_pins(idx.root).values(), key=lambda p: p.path):
-            click.echo(f"{p.id}\t{p.path}\t{p.note}")
+        pins = sorted(pinning.load_pins(idx.root).values(), key=lambda p: p.path)
+        if fmt == "json":
+            import orjson
+            from mlrepo.repo_index.schema import stamped
+
+            click.echo(orjson.dumps([stamped({"id": p.id, "path": p.path, "note": p.note, "pinned_at": p.pinned_at})
+                                     for p in pins]).decode())
+            return
+        for p in pins:
+            click.echo("\t".join(visible(field) for field in (p.id, p.path, p.note)))
         return
     rows = [find_model(idx, ref) for ref in refs]
     made = pinning.pin(idx.root, [(str(r["id"]), str(r["path"])) for r in rows], note)
     for row, p in zip(rows, made, strict=True):
-        err.print(f"pinned {model_label(row)} ({p.id})" + (f": {p.note}" if p.note else ""), markup=False)
+        err.print(visible(f"pinned {model_label(row)} ({p.id})" + (f": {p.note}" if p.note else "")), markup=False)
 
 
 @click.command()

@@ -16,8 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mlrepo.errors import UsageError
+from mlrepo.repo_index.files import (
+    is_within,  # not the operations' one: it would load polars for a TAB
+)
 from mlrepo.repo_index.remote.location import is_url, parse_url
-from mlrepo.repo_index.files import is_within  # not the operations' one: it would load polars for a TAB
 
 ENV = "MLREPO_ROOT"
 SYSTEM_FOLDERS = frozenset({

@@ -15,7 +15,7 @@ from mlrepo.commands.operations.fingerprint import SKEW_NS, Footprint
 from mlrepo.commands.operations.paths import model_path_problem
 from mlrepo.repo_index.index import Index
 from mlrepo.repo_index.pins import Pin, load_pins
-from mlrepo.repo_index.readers.ckpt_state import outside_refs
+from mlrepo.repo_index.readers.ckpt_state import UNREAD, outside_refs
 from mlrepo.repo_index.readers.mlflow_registry import (
     RegistryError,
     file_store_registered,
@@ -123,6 +123,9 @@ def protection(row: dict, guards: Guards, fp: Footprint | None = None) -> str | 
                  if target.startswith(folder)), None)
     if held:
         return f"holds {held}, named by Lightning's ModelCheckpoint"
+    if UNREAD in (row.get("tags") or []):
+        return ("its checkpoints' ModelCheckpoint state was not read (their bytes were not fetched): a resumed run "
+                "may name one of them as its best")
     if row.get("format") == "mlflow-model":
         return LOGGED_MODEL
     if row.get("format") == "dvc-exp":

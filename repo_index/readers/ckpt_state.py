@@ -3,8 +3,11 @@
 A ``.ckpt`` is a torch zip: ``<name>/data.pkl`` (the pickled checkpoint dict) beside the tensor storages. The dict's
 ``callbacks`` entry holds each ``ModelCheckpoint``'s state under a key ``ModelCheckpoint{...}``: ``dirpath``,
 ``best_model_path``, ``best_k_models`` and ``last_model_path`` (paths as they were on the training machine).
-A version is tagged ``best-ckpt:<path>`` and ``last-ckpt:<path>`` (relative to the version folder) from its newest
-readable checkpoint. A resumed run's ``best_model_path`` may name a checkpoint of the version it resumed from
+A version is tagged ``best_checkpoint=<path>`` and ``last_checkpoint=<path>`` (relative to the version folder; as
+key=value tags they are the columns ``tags.best_checkpoint`` and ``tags.last_checkpoint``) from its newest readable
+checkpoint. A checkpoint with no data allocated (a remote root's placeholder: its bytes stay in the bucket) is not
+read; a version none of whose checkpoints could be read so is tagged ``checkpoint_state=unread``, and prune keeps it
+(a resumed run may name one of its checkpoints). A resumed run's ``best_model_path`` may name a checkpoint of the version it resumed from
 (Lightning reloads it across a changed ``dirpath``): ``../version_0/checkpoints/…``; that version is then kept
 by prune and archive (``commands/operations/guards.py``).
 
@@ -166,7 +169,8 @@ def cached_state(path: str) -> CheckpointState:
 
 
 CHECKPOINTS = "checkpoints"  # ModelCheckpoint's default dirpath inside the logger's version folder
-TAG = "-ckpt:"  # best-ckpt:<path>, last-ckpt:<path>
+TAG = "_checkpoint="  # best_checkpoint=<path>, last_checkpoint=<path>
+UNREAD = "checkpoint_state=unread"
 MAX_READ = 16  # at most this many checkpoints (the newest) are read for the version's latest state
 
 
@@ -184,10 +188,13 @@ def version_checkpoints(version: str) -> VersionCheckpoints:
     folder = os.path.join(version, CHECKPOINTS)
     try:
         with os.scandir(folder) as it:
-            found = [(e.stat(follow_symlinks=False).st_mtime_ns, e.name) for e in it
+            stats = [(e.stat(follow_symlinks=False), e.name) for e in it
                      if e.name.endswith(".ckpt") and e.is_file(follow_symlinks=False)]
     except OSError:
         return VersionCheckpoints([], [], None)
+    found = [(st.st_mtime_ns, name) for st, name in stats if st.st_blocks or not st.st_size]
+    if stats and not found:  # placeholders only: the data is elsewhere (a bucket), the state unknown here
+        return VersionCheckpoints([UNREAD], [CHECKPOINTS], None)
     problems: list[str] = []
     read: list[tuple[tuple[int, bool, int], str, CheckpointState]] = []
     for mtime, name in sorted(found, reverse=True)[:MAX_READ]:
