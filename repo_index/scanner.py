@@ -60,8 +60,12 @@ class Previous:
     skeleton: dict[str, int]  # rel -> mtime_ns of each searched folder that is not a model
     stores: dict[str, tuple[int, list[str]]]  # store file rel -> (stamp, rels of its models)
     children: dict[str, list[str]] = field(default_factory=dict)
+    store_names: dict[str, list[str]] = field(default_factory=dict)  # folder rel -> names of its store files
 
     def __post_init__(self) -> None:
+        for rel in self.stores:
+            folder, _, name = rel.rpartition("/")
+            self.store_names.setdefault(folder, []).append(name)
         children = self.children
         for rel in (*self.skeleton, *self.models):
             if rel:
@@ -248,12 +252,12 @@ def scan_model(reader: Reader, place: Place, entries: list[os.DirEntry] | None =
 
 def store_models(reader: StoreReader, file_path: str, root: str, stamp: int) -> tuple[list[Found], bool]:
     """Every model a store file records, each folder that exists sized; and whether the store failed to read
-    (then its one record is the store file itself, with the reason)."""
+    (then its one record is the store file itself, with the reason: not sized, a ``.git`` is no model)."""
     with without_history():
         records = reader.read_store(file_path, root)
     found = []
     for record in records:
-        if os.path.isdir(record.path):
+        if record.path != file_path and os.path.isdir(record.path):
             walk = walk_model(record.path)
             record.size_bytes, record.n_files = walk.size, walk.n_files
         found.append(Found(record, os.path.relpath(record.path, root), [], stamp))
@@ -305,6 +309,11 @@ class Scanner:
     def store_files(self) -> dict[str, StoreReader]:
         readers = self._store_readers if self._store_readers is not None else default_store_readers()
         return {name: r for r in readers for name in r.store_files}
+
+    @functools.cached_property
+    def store_hosts(self) -> frozenset[str]:
+        """Formats whose rows' folders hold a store file (a DVC project's ``.git``: its experiments)."""
+        return frozenset(r.host for r in self.store_files.values() if r.host is not None)
 
     # -- helpers -------------------------------------------------------------------------------------------
     def _abs(self, rel: str) -> str:
@@ -365,7 +374,7 @@ class Scanner:
             place = Place(path, rel, names, self._names_of(os.path.dirname(rel)))
             reader = self._claim(place)
             if reader is not None:
-                self._queue(reader, place, entries)
+                self._queue(reader, place, result, entries)
                 return
         result.skeleton[rel] = mtime
         self._visit_listed(rel, entries, names, result, stack)
@@ -391,10 +400,12 @@ class Scanner:
             place = Place(path, rel, names, self._names_of(os.path.dirname(rel)))
             found = scan_model(self._claim(place) or self.by_format[fmt], place, entries)
             self._found.append(found)
+            self._hosted_stores(found.record.format, rel, names, result)
             if found.record.nested:
                 self.run([(f"{rel}/{n}", None, False) for n in found.record.nested], result)
 
-    def _queue(self, reader: Reader, place: Place, entries: list[os.DirEntry] | None = None) -> None:
+    def _queue(self, reader: Reader, place: Place, result: ScanResult,
+               entries: list[os.DirEntry] | None = None) -> None:
         """Read and size a claimed folder here, or defer it (see ``run``). Threads only fought the walk for the
         GIL (measured); processes pay off only for shares of a large scan, hence the deferral."""
         if self._budget is not None:
@@ -404,6 +415,7 @@ class Scanner:
             self._budget -= 1
         found = scan_model(reader, place, entries)
         self._found.append(found)
+        self._hosted_stores(found.record.format, place.rel, place.names, result)
         # sub-folders that are models of their own (the HF output dir's checkpoints) are searched as usual
         self._stack.extend((f"{place.rel}/{n}", None, False) for n in found.record.nested)
 
@@ -465,6 +477,8 @@ class Scanner:
             for child, stamp in zip(children, now, strict=True):
                 if stamp == models[child][3]:
                     result.reused.append(child)
+                    if child in self.previous.store_names:  # type: ignore[union-attr]
+                        self._check_stores(child, None, result)  # a DVC project's experiments
                     self._visit_nested(child, result)
                 else:
                     changed.append(child)
@@ -492,7 +506,7 @@ class Scanner:
         if reader is None:
             self._stack.append((rel, (entries, names), True))  # now a plain folder: search inside it
             return
-        self._queue(reader, Place(path, rel, names, frozenset()), entries)
+        self._queue(reader, Place(path, rel, names, frozenset()), result, entries)
 
     def _names_of(self, rel: str) -> frozenset[str]:
         try:
@@ -531,30 +545,37 @@ class Scanner:
             place = Place(child_path, child, child_names, names)
             reader = self._claim(place)
             if reader is not None:
-                self._queue(reader, place, child_entries)
+                self._queue(reader, place, result, child_entries)
             else:
                 stack.append((child, (child_entries, child_names), True))
         self._revalidate_models(rel, known_models, result)
 
-    def _check_stores(self, rel: str, names: frozenset[str] | None, result: ScanResult) -> None:
-        """Store files (``mlflow.db``) in this folder: re-read when their stamp changed. An unchanged folder
-        (``names`` None) has the store files it had; a listed one is matched against the store readers."""
+    def _hosted_stores(self, fmt: str, rel: str, names: frozenset[str], result: ScanResult) -> None:
+        """The store files in the folder of a row just read whose format hosts one (a ``dvc`` row's ``.git``)."""
+        if fmt in self.store_hosts:
+            self._check_stores(rel, names, result, fmt)
+
+    def _check_stores(self, rel: str, names: frozenset[str] | None, result: ScanResult,
+                      host: str | None = None) -> None:
+        """Store files in this folder: re-read when their reader's stamp changed (``mlflow.db``: its mtime and
+        WAL; a DVC project's ``.git``: its experiment refs). An unchanged folder (``names`` None) has the store
+        files it had; a listed one is matched against the store readers of ``host`` (None: a plain folder; a
+        format: the folder of a row of that format)."""
         if names is None:
-            candidates = [os.path.basename(k) for k in (self.previous.stores if self.previous else {})
-                          if os.path.dirname(k) == rel]
+            candidates = self.previous.store_names.get(rel, []) if self.previous else []
         else:
-            candidates = [name for name in names if name in self.store_files]
+            candidates = [n for n in names if n in self.store_files and self.store_files[n].host == host]
         for name in candidates:
+            reader = self.store_files.get(name)
+            if reader is None:  # no reader for it any more (a scanner given other readers)
+                continue
             file_rel = f"{rel}/{name}" if rel else name
             file_path = self._abs(file_rel)
-            stamp = store_stamp(file_path)
+            stamp = reader.stamp(file_path)
             prev = self.previous.stores.get(file_rel) if self.previous else None
             if prev is not None and prev[0] == stamp:
                 result.stores[file_rel] = prev
                 result.store_reused.extend(prev[1])
-                continue
-            reader = self.store_files.get(name)
-            if reader is None:  # no reader for it any more (a scanner given other readers)
                 continue
             found, failed = store_models(reader, file_path, self.root, stamp)
             self.skip_paths.update(os.path.abspath(f.record.path) for f in found if os.path.isdir(f.record.path))

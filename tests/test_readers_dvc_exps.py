@@ -71,10 +71,10 @@ def test_a_project_without_its_own_git_has_no_experiments(tmp_path: Path) -> Non
 def test_prune_keeps_an_experiment_with_the_reason(project: Path) -> None:
     rec = _by_name(project)["exp-lr01"]
     row = {"id": "x", "format": rec.format, "status": rec.status, "path": rec.path, "tags": [],
-           "updated_at": rec.updated_at}
+           "updated_at": rec.updated_at, "name": rec.name}
     guards = Guards(str(project.parent), datetime.now(timezone.utc), Age(), {}, {}, {}, {})
-    assert protection(row, guards) == DVC_EXPERIMENT
-    assert "dvc exp remove" in DVC_EXPERIMENT
+    assert protection(row, guards) == DVC_EXPERIMENT.format(name="exp-lr01")
+    assert "`dvc exp remove exp-lr01`" in DVC_EXPERIMENT.format(name="exp-lr01")
 
 
 def _experiment_commit(project: Path, name: str, files: dict[str, bytes]) -> str:

@@ -28,7 +28,7 @@ UNFINISHED = ("running", "scheduled")
 LOGGED_MODEL = ("an MLflow logged model: delete it through MLflow (MlflowClient().delete_logged_model), then "
                 "`mlflow gc` frees its artifacts")  # never removed, never ranked unless asked (--include-unfinished)
 # a DVC experiment is a commit behind a git ref, with no folder of its own: moving its "path" would move nothing
-DVC_EXPERIMENT = "a DVC experiment (a git ref, no folder of its own): remove it with `dvc exp remove NAME`"
+DVC_EXPERIMENT = "a DVC experiment (a git ref, no folder of its own): remove it with `dvc exp remove {name}`"
 
 
 def as_utc(value: object) -> datetime | None:
@@ -129,7 +129,7 @@ def protection(row: dict, guards: Guards, fp: Footprint | None = None) -> str | 
     if row.get("format") == "mlflow-model":
         return LOGGED_MODEL
     if row.get("format") == "dvc-exp":
-        return DVC_EXPERIMENT
+        return DVC_EXPERIMENT.format(name=row.get("name") or "NAME")
     changed = as_utc(row.get("updated_at"))
     if row.get("_store") and not is_mlflow_run(row):
         return f"lives in the store {row['_store']}; remove it with the tool that wrote it"

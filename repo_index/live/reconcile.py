@@ -29,7 +29,6 @@ from mlrepo.repo_index.scanner import (
     Scanner,
     scan_model,
     store_models,
-    store_stamp,
 )
 
 #: the order keys are looked at in one round: a tree scan covers the model keys inside it
@@ -258,10 +257,11 @@ class Reconciler:
                 for model in before[1]:
                     work.removed.add(model)
             return
-        stamp = store_stamp(path)
+        reader = self.store_files[os.path.basename(file_rel)]
+        stamp = reader.stamp(path)
         if before is not None and before[0] == stamp:
             return
-        found, failed = store_models(self.store_files[os.path.basename(file_rel)], path, self.root, stamp)
+        found, failed = store_models(reader, path, self.root, stamp)
         rels = []
         for item in found:
             work.upserts[item.rel] = item

@@ -82,6 +82,14 @@ class StoreReader(Protocol):
     @property
     def store_files(self) -> tuple[str, ...]: ...
 
+    @property
+    def host(self) -> str | None:
+        """None: the store file sits in a plain folder (``mlflow.db``); a format: it sits in the folder of a row of
+        that format and is looked for only there (a DVC project's ``.git``)."""
+
+    def stamp(self, path: str) -> int:
+        """A number that changes when the store's models may have changed; cheap (stats), it decides re-reading."""
+
     def read_store(self, path: str, root: str) -> list[ModelRecord]:
         """Every model recorded in the store file at ``path``; never raises."""
 
@@ -110,6 +118,7 @@ def default_readers() -> list[Reader]:
 
 
 def default_store_readers() -> list[StoreReader]:
+    from mlrepo.repo_index.readers.dvc_exps import DvcExpStore
     from mlrepo.repo_index.readers.mlflow_sqlite import MlflowSqliteReader
 
-    return [MlflowSqliteReader()]
+    return [MlflowSqliteReader(), DvcExpStore()]

@@ -7,27 +7,45 @@ it out: its params and metrics exist only in that commit. They are read here wit
 experiments, and its plumbing output is a stable format. Every call is bounded by a timeout; a missing, failing or
 hanging git is one message on the project, never a hang.
 
-A project is read only when it holds its own ``.git`` (the DVC project is the git root, as ``dvc init`` makes it).
-Each experiment's params and metrics come from the files its own commit's ``dvc.yaml`` names, exactly as the
-project's row reads its working tree (``dvc.named_files``).
+A project is read only when it holds its own ``.git`` folder (the DVC project is the git root, as ``dvc init``
+makes it). Each experiment's params and metrics come from the files its own commit's ``dvc.yaml`` names, exactly as
+the project's row reads its working tree (``dvc.named_files``).
+
+The scanner asks ``DvcExpStore`` about the ``.git`` of every ``dvc`` row, as it asks the MLflow reader about an
+``mlflow.db``: the experiments are a store of many rows, re-read only when its stamp changes. The stamp is what git
+itself changes when an experiment is made or removed: the loose refs under ``refs/exps`` (folders and files) and
+``packed-refs``. An unchanged stamp costs a few ``lstat`` calls and no git process. git is run only when experiment
+refs exist, and never on a ``.git`` that is a file or a link, or whose ``HEAD``, ``config``, ``packed-refs`` or refs
+are not regular files (a named pipe there would hold git until its timeout).
 """
 
 from __future__ import annotations
 
+import mmap
 import os
+import stat as stat_mod
 import subprocess
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from mlrepo.errors import in_words
 from mlrepo.repo_index.readers.dvc import DEFAULT_PARAMS, DVC_YAML, named_files
-from mlrepo.repo_index.readers.parsing import MAX_META_BYTES, MetaError, flatten, parse_json, parse_yaml
+from mlrepo.repo_index.readers.parsing import (
+    MAX_META_BYTES,
+    MetaError,
+    flatten,
+    open_regular,
+    parse_json,
+    parse_yaml,
+)
 from mlrepo.repo_index.records import Metric, ModelRecord, to_number
 
 FORMAT = "dvc-exp"
 EXP_REFS = "refs/exps"
 GIT_TIMEOUT = 10.0  # seconds for one git call: a hung git (a network file system, a lock) must not hang the index
+MAX_EXPERIMENTS = 10_000  # rows per project: more is a note, not an index flooded by one repository
 _ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
+_GIT_FILES = ("HEAD", "config", "packed-refs", "commondir")  # what git opens before it reads a ref
 
 
 class GitError(MetaError):
@@ -42,9 +60,12 @@ class ExpRef:
 
 
 def _git(project: str, args: list[str], git: str, timeout: float, stdin: bytes | None = None) -> bytes:
+    """One git call on the project's own ``.git``: ``--git-dir`` and an environment without ``GIT_*`` variables,
+    so neither a parent repository nor the caller's ``GIT_DIR``/``GIT_NAMESPACE`` changes what is read."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")} | _ENV
     try:
-        done = subprocess.run([git, "-C", project, *args], input=stdin, capture_output=True, timeout=timeout,
-                              env={**os.environ, **_ENV}, check=False)
+        done = subprocess.run([git, f"--git-dir={os.path.join(project, '.git')}", *args], input=stdin,
+                              capture_output=True, timeout=timeout, env=env, check=False)
     except FileNotFoundError:
         raise GitError("git is not installed (or not on PATH): DVC experiments cannot be read") from None
     except subprocess.TimeoutExpired:
@@ -68,7 +89,7 @@ def experiment_refs(project: str, git: str = "git", timeout: float = GIT_TIMEOUT
         parts = ref.split("/")
         if len(parts) == 5 and len(parts[2]) == 2 and len(parts[3]) == 38:
             refs.append(ExpRef(parts[4], commit, ref))
-    return sorted(refs, key=lambda r: (r.name, r.ref))
+    return sorted(refs, key=lambda r: (r.name, r.ref))[:MAX_EXPERIMENTS]
 
 
 def _objects(project: str, specs: list[str], git: str, timeout: float, kind: str,
@@ -136,11 +157,21 @@ def read_experiments(project: str, git: str = "git", timeout: float = GIT_TIMEOU
                       - first.keys())
         blobs = {**first, **_objects(project, more, git, timeout, "blob", max_bytes)}
     except GitError as exc:
-        rec = ModelRecord(path=os.path.join(project, ".git", EXP_REFS), format=FORMAT,
-                          line=os.path.basename(project), name="experiments")
-        rec.add_error(str(exc))
-        return [rec]
-    return [_record(project, r, commits.get(r.commit), named[r.commit], blobs) for r in refs]
+        return [note(project, str(exc))]
+    records = [_record(project, r, commits.get(r.commit), named[r.commit], blobs) for r in refs]
+    if len(refs) == MAX_EXPERIMENTS:
+        records[-1].add_error(f"only the first {MAX_EXPERIMENTS} experiments (by name) are indexed")
+    return records
+
+
+def note(project: str, why: str) -> ModelRecord:
+    """The one row that says why a project's experiments were not read; its path is the project's ``.git`` (the
+    store), so the scanner asks again next time instead of trusting the failure."""
+    rec = ModelRecord(path=os.path.join(project, ".git"), format=FORMAT,
+                      repo=os.path.basename(os.path.dirname(project)) or None, line=os.path.basename(project),
+                      name="experiments")
+    rec.add_error(why)
+    return rec
 
 
 def _spec_of(blob: bytes | str | None) -> dict:
@@ -194,3 +225,112 @@ def _load(rec: ModelRecord, ref: ExpRef, rel: str, blobs: dict[str, bytes | str]
     except MetaError as exc:
         rec.add_error(f"{rel} in experiment {ref.name}: {exc}")
         return None
+
+
+def _kind(mode: int) -> str:
+    if stat_mod.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat_mod.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat_mod.S_ISDIR(mode):
+        return "a folder"
+    return "a file" if stat_mod.S_ISREG(mode) else "a special file"
+
+
+def _refs_walk(git_dir: str) -> tuple[list[int], bool, str | None]:
+    """The stamp parts of ``refs/exps`` (each folder's and ref file's mode, inode, mtime and size, links not
+    followed), whether it holds a ref file, and the first entry that is neither a folder nor a regular file."""
+    parts: list[int] = []
+    loose, odd = False, None
+    stack = [os.path.join(git_dir, EXP_REFS)]
+    while stack:
+        path = stack.pop()
+        try:
+            st = os.lstat(path)
+        except OSError:
+            parts.append(-1)
+            continue
+        parts.extend((st.st_mode, st.st_ino, st.st_mtime_ns, st.st_size))
+        if stat_mod.S_ISREG(st.st_mode):
+            loose = True
+        elif not stat_mod.S_ISDIR(st.st_mode):
+            odd = odd or f"{os.path.relpath(path, git_dir)} is {_kind(st.st_mode)}"
+        else:
+            try:
+                with os.scandir(path) as it:
+                    stack.extend(sorted((e.path for e in it), reverse=True))
+            except OSError:
+                parts.append(-2)
+    return parts, loose, odd
+
+
+def _packed_has_exps(git_dir: str) -> bool:
+    """Whether ``packed-refs`` names a ref under ``refs/exps/``: a search of the mapped file (memchr speed, so a
+    packed-refs of millions of refs costs a fraction of a second), never a read of it into memory."""
+    try:
+        fd = open_regular(os.path.join(git_dir, "packed-refs"))
+    except (OSError, MetaError):
+        return False
+    try:
+        if os.fstat(fd).st_size == 0:
+            return False
+        with mmap.mmap(fd, 0, prot=mmap.PROT_READ) as data:
+            return data.find(f" {EXP_REFS}/".encode()) >= 0
+    except (OSError, ValueError):
+        return False
+    finally:
+        os.close(fd)
+
+
+class DvcExpStore:
+    """DVC experiments as a store (see the module's docstring): its file is a ``dvc`` row's ``.git``."""
+
+    format = FORMAT
+    store_files = (".git",)
+    host = "dvc"  # asked only in the folder of a row of this format, never in every git repository under ROOT
+
+    def stamp(self, path: str) -> int:
+        """Changes when an experiment ref is added, moved or removed (loose or packed), or ``.git`` changes kind."""
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return hash((-1,))
+        parts = [st.st_mode, st.st_ino]
+        if stat_mod.S_ISDIR(st.st_mode):
+            parts.extend(_refs_walk(path)[0])
+            try:
+                packed = os.lstat(os.path.join(path, "packed-refs"))
+                parts.extend((packed.st_mode, packed.st_ino, packed.st_mtime_ns, packed.st_size))
+            except OSError:
+                parts.append(-1)
+        else:
+            parts.extend((st.st_mtime_ns, st.st_size))
+        return hash(tuple(parts))
+
+    def read_store(self, path: str, root: str) -> list[ModelRecord]:
+        """The experiments of the project holding ``path``; [] when it has none; else one row saying why not."""
+        project = os.path.dirname(path)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return []
+        if not stat_mod.S_ISDIR(st.st_mode):
+            why = ("a git worktree or submodule pointer" if stat_mod.S_ISREG(st.st_mode) else _kind(st.st_mode))
+            return [note(project, f".git is {why}, not the repository folder: DVC experiments not read")]
+        for name in _GIT_FILES:
+            try:
+                mode = os.lstat(os.path.join(path, name)).st_mode
+            except OSError:
+                continue
+            if not stat_mod.S_ISREG(mode):
+                return [note(project, f".git/{name} is {_kind(mode)}, not a regular file: git not run, "
+                                      "DVC experiments not read")]
+        _parts, loose, odd = _refs_walk(path)
+        if odd is not None:
+            return [note(project, f".git/{odd}, not a ref file: git not run, DVC experiments not read")]
+        if not loose and not _packed_has_exps(path):
+            return []
+        try:
+            return read_experiments(project)
+        except Exception as exc:  # noqa: BLE001 - a reader bug must not sink the index: said on the project
+            return [note(project, f"DVC experiments: {in_words(exc)}")]

@@ -95,6 +95,12 @@ class _Locator:
 class MlflowSqliteReader:
     format = "mlflow"
     store_files = ("mlflow.db",)
+    host = None  # an mlflow.db sits in a plain folder (the project MLflow was started in)
+
+    def stamp(self, path: str) -> int:
+        from mlrepo.repo_index.scanner import store_stamp  # the scanner's file stamp (it imports the readers)
+
+        return store_stamp(path)
 
     def read_store(self, path: str, root: str) -> list[ModelRecord]:
         try:
