@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -185,3 +186,38 @@ def test_a_huge_packed_refs_is_read_without_a_hang(root: Path) -> None:
     packed.write_bytes(b"\n".join([header, *lines]) + b"\n")
     assert packed.stat().st_size > 15_000_000
     assert {n: _split(r) for n, r in _experiments(mlrepo.open_index(root)).items()} == EXPECTED
+
+
+def test_the_live_index_follows_new_experiments_and_keeps_them_when_the_project_changes(root: Path) -> None:
+    from mlrepo.repo_index.live import ChangeBatch, LiveIndex
+
+    batches: list[ChangeBatch] = []
+    said: list[str] = []
+    live = LiveIndex(root, on_change=batches.append, on_warning=said.append, settle=0.2)
+    live.start()
+    try:
+        def names() -> set[str]:
+            df = live.index.df
+            return set(df.filter(df["format"] == "dvc-exp")["name"].to_list())
+
+        def wait(cond) -> None:  # for a state, not for a time: the deadline only ends a broken run
+            deadline = time.monotonic() + 20
+            while not cond():
+                assert time.monotonic() < deadline, [(e.event, e.name) for b in batches for e in b.events]
+                time.sleep(0.02)
+
+        assert names() == set(EXPECTED)
+        project = root / "proj"
+        base = _git(project, "rev-parse", "HEAD")
+        lr03 = _git(project, "rev-parse", f"refs/exps/{base[:2]}/{base[2:]}/exp-lr03")
+        _git(project, "update-ref", f"refs/exps/{base[:2]}/{base[2:]}/exp-live", lr03)
+        wait(lambda: "exp-live" in names())
+        (project / "notes.txt").write_text("the project changes; its experiments stay\n")
+        wait(lambda: any(e.event == "updated" and e.name == "proj" for b in batches for e in b.events))
+        assert names() == {*EXPECTED, "exp-live"}
+        _git(project, "update-ref", "-d", f"refs/exps/{base[:2]}/{base[2:]}/exp-lr01")
+        wait(lambda: "exp-lr01" not in names())
+        assert names() == {"exp-lr02", "exp-lr03", "exp-live"}
+    finally:
+        live.stop()
+    assert said == []

@@ -110,11 +110,19 @@ class Reconciler:
             self.known.deferred.discard(rel)
         work.upserts[rel] = found
         work.removed.discard(rel)
+        # the store files this row's folder hosts (a DVC project's .git: its experiments) are asked again below
+        hosted = [join(rel, n) for n in sorted(names)
+                  if n in self.store_files and self.store_files[n].host == found.record.format]
+        with self.known.lock:
+            theirs = {m for store in hosted for m in self.known.stores.get(store, (0, []))[1]}
         # a folder that is now a model is not searched: what was known inside it is no longer a model
         for inner in self.known.known_under(rel):
-            work.remove(inner)
+            if inner not in theirs:
+                work.remove(inner)
         with self.known.lock:
             self.known.drop_under(rel)
+        for store in hosted:
+            self._store(store, work)
 
     def _remove_tree(self, rel: str, work: Work) -> None:
         """``rel`` is gone: every model in and under it goes, and what the skeleton knew of it."""
@@ -249,7 +257,9 @@ class Reconciler:
         path = self.abs(file_rel)
         with known.lock:
             before = known.stores.get(file_rel)
-        if not os.path.isfile(path):
+        reader = self.store_files[os.path.basename(file_rel)]
+        # a hosted store may be a folder (a .git); a plain folder's store file is a file (mlflow.db)
+        if not (os.path.lexists(path) if reader.host is not None else os.path.isfile(path)):
             if before is not None:
                 with known.lock:
                     known.stores.pop(file_rel, None)
@@ -257,7 +267,6 @@ class Reconciler:
                 for model in before[1]:
                     work.removed.add(model)
             return
-        reader = self.store_files[os.path.basename(file_rel)]
         stamp = reader.stamp(path)
         if before is not None and before[0] == stamp:
             return
