@@ -5,8 +5,8 @@ Params come from ``params.yaml`` and the params files ``dvc.yaml`` names (a stag
 stage's ``metrics`` outputs, the top-level ``metrics`` list, dvclive's ``metrics.json`` included). The logs under the
 project that hold its named files (``dvclive/``, ``eval/live``) are part of it; its other sub-folders are searched
 for models of their own (``ModelRecord.nested``). When the project names several metrics
-files, each metric is qualified by its file (``metrics.acc.eval/metrics.json``). DVC experiments live in git refs and
-are read by ``dvc_exps``.
+files, each metric is qualified by its file (``metrics.acc.eval/metrics.json``). DVC experiments live in git refs: they
+are rows of their own, read by ``dvc_exps.DvcExpStore``, which the scanner asks about this row's ``.git``.
 """
 
 from __future__ import annotations
