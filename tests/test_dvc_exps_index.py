@@ -221,3 +221,21 @@ def test_the_live_index_follows_new_experiments_and_keeps_them_when_the_project_
     finally:
         live.stop()
     assert said == []
+
+
+def test_a_shared_cold_scan_reads_the_experiments_where_the_project_is_read(root: Path) -> None:
+    """A cold index shares its work with processes: the project is a task (``run_task``), and its experiments
+    come with it, as in one process."""
+    from mlrepo.repo_index import parallel
+    from mlrepo.repo_index.rows import merge_rows, scanned_rows
+    from mlrepo.repo_index.scanner import Scanner
+    from mlrepo.repo_index.table import frame_of
+
+    serial = Scanner(str(root)).scan()
+    result, rows = parallel.scan(Scanner(str(root)), workers=1, serial_work=0)
+    shared, alone = frame_of(merge_rows(rows)), frame_of(merge_rows([scanned_rows(serial)]))
+    assert result.stores == serial.stores and list(result.stores) == ["proj/.git"]
+    assert sorted(shared["_rel"].to_list()) == sorted(alone["_rel"].to_list())
+    exps = shared.filter(shared["format"] == "dvc-exp")
+    assert sorted(exps["name"].to_list()) == sorted(EXPECTED)
+    assert set(exps["_store"].to_list()) == {"proj/.git"}
