@@ -311,7 +311,9 @@ def test_registered_readers():
     formats = [r.format for r in default_readers()]
     assert formats[-1] == "generic"
     assert {"cascade", "mlflow", "lightning", "hf-trainer"} <= set(formats)
-    assert [(r.format, r.store_files) for r in default_store_readers()] == [("mlflow", ("mlflow.db",))]
+    # an mlflow.db in a plain folder; a DVC project's .git (its experiments) in a dvc row's folder
+    assert [(r.format, r.store_files, r.host) for r in default_store_readers()] == [
+        ("mlflow", ("mlflow.db",), None), ("dvc-exp", (".git",), "dvc")]
 
 
 # -- damaged and in-progress input: the rest is indexed, the broken one carries `error` -----------------------------
