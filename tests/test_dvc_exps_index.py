@@ -239,3 +239,13 @@ def test_a_shared_cold_scan_reads_the_experiments_where_the_project_is_read(root
     exps = shared.filter(shared["format"] == "dvc-exp")
     assert sorted(exps["name"].to_list()) == sorted(EXPECTED)
     assert set(exps["_store"].to_list()) == {"proj/.git"}
+
+
+def test_show_an_experiment_lists_its_params_and_no_files(root: Path) -> None:
+    """An experiment has no folder: ``show`` gives its params and metrics, and no files panel that cannot list."""
+    done = run_mlrepo("show", root, "exp-lr03")
+    assert done.code == 0, done.err
+    assert "dvc-exp" in done.out and "train.epochs" in done.out and "1.5" in done.out
+    assert "─ files ─" not in done.out and "cannot list" not in done.out
+    project = run_mlrepo("show", root, "proj")
+    assert project.code == 0 and "─ files ─" in project.out and "dvc.yaml" in project.out  # a project's folder is still listed

@@ -67,8 +67,11 @@ def model_panel(row: dict, index: Index) -> Panel:
     for col in index.param_columns:
         if row.get(col) is not None:
             params.add_row(plain(col.removeprefix("params.")), Text(cell(row[col])))
-    files = Panel(_files(row["path"]), title="files", title_align="left", expand=False)
-    return Panel(Group(facts, metrics, params, files), title=plain(model_label(row)), title_align="left", expand=False)
+    parts = [facts, metrics, params]
+    # a row without a folder of its own (a DVC experiment is a git ref) has no files to list
+    if not (os.path.lexists(row["path"]) and not os.path.isdir(row["path"])):
+        parts.append(Panel(_files(row["path"]), title="files", title_align="left", expand=False))
+    return Panel(Group(*parts), title=plain(model_label(row)), title_align="left", expand=False)
 
 
 def diff_table(a: dict, b: dict, index: Index, changed_only: bool = False) -> Table:
