@@ -91,13 +91,14 @@ def _tui(root: Path, tmp: Path, size: tuple[int, int] = (160, 40)) -> Iterator[t
         _tmux("kill-session", "-t", session)
 
 
-def _exit_code(rc: Path, timeout: float = 60) -> int:
+def _assert_exited_0(rc: Path, session: str, timeout: float = 60) -> None:
+    """``mlrepo tui`` exited, with 0; a failure shows the pane (what mlrepo said on stderr)."""
     deadline = time.monotonic() + timeout
     while not rc.exists():
         if time.monotonic() > deadline:
-            raise AssertionError("mlrepo tui did not exit")
+            raise AssertionError("mlrepo tui did not exit:\n" + _tmux("capture-pane", "-p", "-t", session).stdout)
         time.sleep(0.05)
-    return int(rc.read_text())
+    assert int(rc.read_text()) == 0, _tmux("capture-pane", "-p", "-S", "-", "-t", session).stdout
 
 
 class Writer(threading.Thread):
@@ -130,7 +131,7 @@ def test_tui_in_tmux_filters_sorts_and_prints_the_pick(copy_fixture, tmp_path):
         lines = _wait(session, "the sort", lambda lines: "sorted by name ▲ asc" in lines[-2])
         assert "▲" in lines[1]
         _tmux("send-keys", "-t", session, "p")
-        assert _exit_code(rc) == 0
+        _assert_exited_0(rc, session)
     picked = out.read_text().strip()
     assert picked.startswith(str(root)) and Path(picked).is_dir()
 
@@ -172,4 +173,4 @@ def test_q_then_mashed_keys_exits_0_without_a_traceback(copy_fixture, tmp_path, 
         with _tui(root, tmp_path) as (session, _out, rc):
             _tmux("send-keys", "-t", session, "q", "s", "h", "d", "m", "a", "x", "c", "g", "k", "?", "/", "s", "h",
                   "Right", "s", "m", "d", "Escape", "h")
-            assert _exit_code(rc) == 0
+            _assert_exited_0(rc, session)
