@@ -126,6 +126,8 @@ def parse_yaml(path: str, data: bytes, loader: type = _YamlLoader) -> object:
         raise MetaError(f"{name}: invalid YAML{where}") from None
     except RecursionError:
         raise MetaError(f"{name}: nested too deeply (more than {MAX_DEPTH} levels)") from None
+    except ValueError:  # PyYAML's int constructor on a malformed number ("0b_")
+        raise MetaError(f"{name}: invalid YAML (a number that cannot be read)") from None
     finally:
         parser.dispose()
 
