@@ -78,13 +78,13 @@ def read_params_and_tags(rec: ModelRecord, path: str, files: Mapping[str, list[s
     returns every tag, MLflow's own included (the run name is one)."""
     for rel in files.get("params", []):
         try:
-            rec.params[rel[len("params/"):]] = param_value(load_text(os.path.join(path, rel)))
+            rec.params[rel[len("params/"):]] = param_value(load_text(f"{path}/{rel}"))
         except MetaError as exc:
             rec.add_error(f"param {exc}")
     tags: dict[str, str] = {}
     for rel in files.get("tags", []):
         try:
-            tags[rel[len("tags/"):]] = load_text(os.path.join(path, rel))
+            tags[rel[len("tags/"):]] = load_text(f"{path}/{rel}")
         except MetaError as exc:
             rec.add_error(f"tag {exc}")
     rec.tags = tag_list(tags)
@@ -126,7 +126,7 @@ def _files_under(base: str, sub: str) -> list[str]:
     while stack:
         rel = stack.pop()
         try:
-            with os.scandir(os.path.join(base, rel)) as it:
+            with os.scandir(f"{base}/{rel}") as it:
                 entries = list(it)
         except OSError:
             continue
@@ -278,7 +278,7 @@ class MlflowFileReader:
         for rel in files.get("metrics", []):
             key = rel[len("metrics/"):]
             try:
-                metric, bad = read_metric(key, read_bytes(os.path.join(path, rel)))
+                metric, bad = read_metric(key, read_bytes(f"{path}/{rel}"))
             except MetaError as exc:
                 rec.add_error(f"metric {exc}")
                 continue
