@@ -18,6 +18,7 @@ from mlrepo.repo_index.remote.location import is_url
 if TYPE_CHECKING:
     from mlrepo.repo_index import Index
 
+
 @click.command()
 @click.argument("directory", type=click.Path(file_okay=False))
 def demo(directory: str) -> None:

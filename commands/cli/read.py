@@ -1,5 +1,5 @@
 """The commands that read an index and print it: ``index``, ``ls``, ``best``, ``show``, ``diff``, ``history``, ``du``
-and ``export``. Loaded only when one of them runs; each imports polars and rich only in its body."""
+and ``export``. Loaded only when one of them is named; each imports polars and rich only in its body."""
 
 from __future__ import annotations
 
