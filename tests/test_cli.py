@@ -268,3 +268,30 @@ def test_demo_cache_follows_the_writer(tmp_path):
     import mlrepo
 
     assert len(mlrepo.open_index(first, use_cache=False)) > 50
+
+
+def test_pin_root_lists_the_pins_of_that_root_and_a_model_folder_is_still_pinned(ws, cli, tmp_path):
+    """``mlrepo pin ROOT`` lists ROOT's pins from anywhere; a folder is taken as a model only when a model of the
+    root in force (MLREPO_ROOT, the current folder) lives exactly there."""
+    first, second = ws / "tabular" / "rf_baseline" / "00001", ws / "tabular" / "rf_baseline" / "00002"
+    r = cli("pin", ws, second, "--note", "deployed")
+    assert r.code == 0 and "pinned" in r.err, r.err
+    pins_file = ws / ".mlrepo" / "pins.json"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for cwd in (elsewhere, ws.parent, ws):  # outside ROOT; above it (a folder of models, none of them ROOT); in it
+        before = pins_file.read_bytes()
+        r = cli("pin", ws, cwd=cwd)
+        assert r.code == 0, (cwd, r.err)
+        assert [line.split("\t")[1:] for line in r.out.splitlines()] == [[str(second), "deployed"]], (cwd, r.out)
+        assert "1 pinned under" in r.err and pins_file.read_bytes() == before
+    assert not (elsewhere / ".mlrepo").exists()  # the current folder was not indexed to decide
+    (listed,) = json.loads(cli("pin", ".", "--format", "json", cwd=ws).out)
+    assert listed["path"] == str(second)
+    r = cli("pin", first, cwd=ws)  # a model's folder, inside the root in force: pinned, not listed as a root
+    assert r.code == 0 and "pinned" in r.err and r.out == "" and not (first / ".mlrepo").exists()
+    r = cli("unpin", first, cwd=ws)
+    assert r.code == 0 and "unpinned" in r.err
+    r = cli("pin", first, cwd=elsewhere, env={**os.environ, "MLREPO_ROOT": str(ws)})
+    assert r.code == 0 and "pinned" in r.err and r.out == ""
+    assert sorted(p["path"] for p in json.loads(cli("pin", ws, "--format", "json").out)) == [str(first), str(second)]

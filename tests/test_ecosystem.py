@@ -59,6 +59,24 @@ def test_help_and_version_load_neither_polars_nor_rich(args, home):
     assert "click" in loaded and "polars" not in loaded and "rich" not in loaded  # click: the profile was on
 
 
+@pytest.mark.parametrize("args", [["--help"], ["--version"], []])
+def test_help_lists_every_command_without_loading_its_module(args, home):
+    """A command's module loads when the command is named: the help lists each from LazyGroup.SUMMARIES. (Seen in
+    sys.modules: ``-X importtime`` does not report importlib.import_module, which the group loads them with.)"""
+    import click
+    from mlrepo.commands.cli import LazyGroup, cli
+
+    assert sorted(LazyGroup.SUMMARIES) == cli.list_commands(click.Context(cli))
+    code = ("import sys\nfrom mlrepo.commands.cli import LazyGroup, main\n"
+            f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
+            "lazy = {target.partition(':')[0] for target in LazyGroup.LAZY.values()}\n"
+            "print(sorted(m for m in sys.modules if m in lazy or m.split('.')[0] in ('polars', 'rich')))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=home[1])
+    assert proc.returncode == 0 and proc.stdout.splitlines()[-1] == "[]", proc.stdout[-300:] + proc.stderr[-500:]
+    if args != ["--version"]:
+        assert all(f"  {name} " in proc.stdout for name in LazyGroup.SUMMARIES), proc.stdout
+
+
 def _tab(words: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     """What bash asks when TAB is pressed after ``words`` (click's protocol, as the printed script uses it)."""
     parts = words.split(" ")

@@ -131,6 +131,14 @@ def load(root: Root, rebuild: bool = False, write: bool = True) -> Index:
     return idx
 
 
+def print_json(obj: object) -> None:
+    """One JSON document on stdout (orjson: numpy values and dates as JSON, the rest as text)."""
+    import orjson
+
+    sys.stdout.buffer.write(orjson.dumps(obj, default=str, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+    sys.stdout.flush()
+
+
 def visible(text: str) -> str:
     """Names from disk as text (``views.text.visible``), loaded on first use: ``--help`` loads no polars."""
     from mlrepo.commands.views.text import visible as shown

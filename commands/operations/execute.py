@@ -12,10 +12,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from mlrepo.commands.operations import moves
+from mlrepo.commands.operations import mlflow_moves, moves
 from mlrepo.commands.operations.faults import fault
 from mlrepo.commands.operations.journal import needs_recovery
 from mlrepo.commands.operations.lock import Lock
+from mlrepo.commands.operations.moved import Moved, Refused
 from mlrepo.commands.operations.paths import is_within
 from mlrepo.commands.operations.plan import Decision, RestoreItem
 from mlrepo.errors import Busy, UsageError
@@ -125,21 +126,21 @@ def remove_models(root: str, decisions: Sequence[Decision], how: How = "trash", 
 
             try:
                 if d.store and d.source_id and d.footprint is None and os.path.isdir(d.path):
-                    raise moves.Refused("its folder appeared since the plan was made; kept")
+                    raise Refused("its folder appeared since the plan was made; kept")
                 moves.check_unchanged(d.path, d.footprint)  # as the plan saw it, right before it moves
                 if d.store and d.source_id:  # a run of mlflow.db: soft-deleted in the store, as MLflow does
                     if how != "trash":
-                        raise moves.Refused(f"a run of {d.store} is soft-deleted in it (the default), not "
+                        raise Refused(f"a run of {d.store} is soft-deleted in it (the default), not "
                                             f"{how}d: `mlflow gc` then removes its artifacts")
-                    moves.set_run_stage(root, d.store, d.source_id, d.path, "deleted")
-                    moved = moves.Moved(d.id, d.path, "soft-deleted in mlflow.db", d.store)
+                    mlflow_moves.set_run_stage(root, d.store, d.source_id, d.path, "deleted")
+                    moved = Moved(d.id, d.path, "soft-deleted in mlflow.db", d.store)
                 elif how == "trash":
                     moved = moves.trash_model(root, d.ledger_model(), d.footprint)
                 elif how == "archive":
                     moved = moves.archive_model(root, d.ledger_model(), target, on_bytes)
                 else:
                     moved = moves.delete_model(root, d.ledger_model(), d.footprint)
-            except moves.Refused as exc:
+            except Refused as exc:
                 report.outcomes.append(Outcome(d.id, d.path, d.label, False, "skipped", str(exc)))
             except Exception as exc:  # noqa: BLE001 - one model's trouble is reported; the journal has the rest
                 report.outcomes.append(Outcome(d.id, d.path, d.label, False, "failed",
@@ -177,11 +178,11 @@ def restore_models(root: str, items: Sequence[RestoreItem], progress: ProgressFn
 
             try:
                 if item.kind == "mlflow":  # soft-deleted in mlflow.db: restored in it
-                    moves.set_run_stage(root, item.entry["store"], item.entry["run"], item.path, "active")
-                    moved = moves.Moved(item.id, item.path, "restored", item.source)
+                    mlflow_moves.set_run_stage(root, item.entry["store"], item.entry["run"], item.path, "active")
+                    moved = Moved(item.id, item.path, "restored", item.source)
                 else:
                     moved = moves.restore_entry(root, item.entry_path, item.entry, on_bytes)
-            except moves.Refused as exc:
+            except Refused as exc:
                 report.outcomes.append(Outcome(item.id, item.path, item.label, False, "skipped", str(exc)))
             except Exception as exc:  # noqa: BLE001
                 report.outcomes.append(Outcome(item.id, item.path, item.label, False, "failed",
