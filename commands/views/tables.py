@@ -13,7 +13,7 @@ from mlrepo.repo_index.labels import model_label
 from mlrepo.repo_index.lineage import Node, build_history
 from mlrepo.repo_index.ranking import direction_by_name
 from mlrepo.repo_index.units import human_size
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -67,7 +67,7 @@ def model_panel(row: dict, index: Index) -> Panel:
     for col in index.param_columns:
         if row.get(col) is not None:
             params.add_row(plain(col.removeprefix("params.")), Text(cell(row[col])))
-    parts = [facts, metrics, params]
+    parts: list[RenderableType] = [facts, metrics, params]
     # a row without a folder of its own (a DVC experiment is a git ref) has no files to list
     if not (os.path.lexists(row["path"]) and not os.path.isdir(row["path"])):
         parts.append(Panel(_files(row["path"]), title="files", title_align="left", expand=False))
