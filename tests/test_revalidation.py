@@ -12,7 +12,7 @@ import pytest
 
 import mlrepo
 from mlrepo.repo_index import scanner
-from mlrepo.repo_index.scanner import stamp_of
+from mlrepo.repo_index.folder_walk import stamp_of
 from treeutil import CASCADE_018, FIXTURES
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from urllib.parse import unquote, urlparse
 
 from mlrepo.errors import ReadError, in_words
+from mlrepo.repo_index.folder_walk import store_stamp
 from mlrepo.repo_index.readers.mlflow_file import (
     RUN_NAME_TAG,
     make_metric,
@@ -98,8 +99,6 @@ class MlflowSqliteReader:
     host = None  # an mlflow.db sits in a plain folder (the project MLflow was started in)
 
     def stamp(self, path: str) -> int:
-        from mlrepo.repo_index.scanner import store_stamp  # the scanner's file stamp (it imports the readers)
-
         return store_stamp(path)
 
     def read_store(self, path: str, root: str) -> list[ModelRecord]:
