@@ -34,6 +34,7 @@ from mlrepo.repo_index.readers.parsing import (
     MAX_META_BYTES,
     MetaError,
     flatten,
+    kind_in_words,
     open_regular,
     parse_json,
     parse_yaml,
@@ -227,16 +228,6 @@ def _load(rec: ModelRecord, ref: ExpRef, rel: str, blobs: dict[str, bytes | str]
         return None
 
 
-def _kind(mode: int) -> str:
-    if stat_mod.S_ISLNK(mode):
-        return "a symbolic link"
-    if stat_mod.S_ISFIFO(mode):
-        return "a named pipe"
-    if stat_mod.S_ISDIR(mode):
-        return "a folder"
-    return "a file" if stat_mod.S_ISREG(mode) else "a special file"
-
-
 def _refs_walk(git_dir: str) -> tuple[list[int], bool, str | None]:
     """The stamp parts of ``refs/exps`` (each folder's and ref file's mode, inode, mtime and size, links not
     followed), whether it holds a ref file, and the first entry that is neither a folder nor a regular file."""
@@ -254,7 +245,7 @@ def _refs_walk(git_dir: str) -> tuple[list[int], bool, str | None]:
         if stat_mod.S_ISREG(st.st_mode):
             loose = True
         elif not stat_mod.S_ISDIR(st.st_mode):
-            odd = odd or f"{os.path.relpath(path, git_dir)} is {_kind(st.st_mode)}"
+            odd = odd or f"{os.path.relpath(path, git_dir)} is {kind_in_words(st.st_mode)}"
         else:
             try:
                 with os.scandir(path) as it:
@@ -315,7 +306,7 @@ class DvcExpStore:
         except OSError:
             return []
         if not stat_mod.S_ISDIR(st.st_mode):
-            why = ("a git worktree or submodule pointer" if stat_mod.S_ISREG(st.st_mode) else _kind(st.st_mode))
+            why = ("a git worktree or submodule pointer" if stat_mod.S_ISREG(st.st_mode) else kind_in_words(st.st_mode))
             return [note(project, f".git is {why}, not the repository folder: DVC experiments not read")]
         for name in _GIT_FILES:
             try:
@@ -323,7 +314,7 @@ class DvcExpStore:
             except OSError:
                 continue
             if not stat_mod.S_ISREG(mode):
-                return [note(project, f".git/{name} is {_kind(mode)}, not a regular file: git not run, "
+                return [note(project, f".git/{name} is {kind_in_words(mode)}, not a regular file: git not run, "
                                       "DVC experiments not read")]
         _parts, loose, odd = _refs_walk(path)
         if odd is not None:

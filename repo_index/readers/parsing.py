@@ -40,7 +40,7 @@ def _open_checked(path: str) -> tuple[int, os.stat_result]:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise MetaError(f"{os.path.basename(path)}: {_kind(st.st_mode)}, not a regular file")
+            raise MetaError(f"{os.path.basename(path)}: {kind_in_words(st.st_mode)}, not a regular file")
     except BaseException:
         os.close(fd)
         raise
@@ -58,7 +58,12 @@ def open_regular(path: str) -> int:
     return fd
 
 
-def _kind(mode: int) -> str:
+def kind_in_words(mode: int) -> str:
+    """What a file of this mode is, for a message: "a named pipe", "a symbolic link" ..."""
+    if stat.S_ISREG(mode):
+        return "a file"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
     if stat.S_ISFIFO(mode):
         return "a named pipe"
     if stat.S_ISDIR(mode):
