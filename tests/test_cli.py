@@ -295,3 +295,15 @@ def test_pin_root_lists_the_pins_of_that_root_and_a_model_folder_is_still_pinned
     r = cli("pin", first, cwd=elsewhere, env={**os.environ, "MLREPO_ROOT": str(ws)})
     assert r.code == 0 and "pinned" in r.err and r.out == ""
     assert sorted(p["path"] for p in json.loads(cli("pin", ws, "--format", "json").out)) == [str(first), str(second)]
+
+
+def test_pin_of_a_lone_model_folder_outside_any_root_is_refused_not_listed(ws, cli, tmp_path):
+    """A model folder named alone, with no root in force around it: the user meant to pin it, so an empty listing
+    (exit 0) would look like success; it is refused with the command that pins it."""
+    model = ws / "tabular" / "rf_baseline" / "00001"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    r = cli("pin", model, cwd=elsewhere)
+    assert r.code == 2 and r.out == "", (r.code, r.out, r.err)
+    assert "is a model folder (cascade), not a root" in r.err and f"mlrepo pin ROOT {model}" in r.err
+    assert not (ws / ".mlrepo" / "pins.json").exists() and not (model / ".mlrepo").exists()

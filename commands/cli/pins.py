@@ -16,6 +16,7 @@ from mlrepo.repo_index import pins as pinning
 from mlrepo.repo_index.files import is_within
 from mlrepo.repo_index.index import find_model
 from mlrepo.repo_index.labels import model_label
+from mlrepo.repo_index.readers import folder_format
 from mlrepo.repo_index.remote.location import is_url
 
 if TYPE_CHECKING:
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
 def _root_and_models(args: tuple[str, ...]) -> tuple[Root, list[str], Index]:
     """``[ROOT] [MODEL]…``. One folder alone is the ROOT whose pins to list (``mlrepo pin ROOT``), unless a model of
     the root in force (MLREPO_ROOT, the config, the current folder) lives in exactly that folder: then it is that
-    model, pinned. A folder outside the root in force, or the root itself, is never one of its models."""
+    model, pinned. A folder outside the root in force, or the root itself, is never one of its models; a lone folder
+    that is itself a model is refused, never listed as an empty root."""
     given, refs = split_root(args, False)
     if given is None and len(refs) == 1 and not is_url(refs[0]) and os.path.isdir(refs[0]):
         folder = os.path.abspath(os.path.expanduser(refs[0]))
@@ -39,6 +41,10 @@ def _root_and_models(args: tuple[str, ...]) -> tuple[Root, list[str], Index]:
                 idx = load(in_force)
                 if idx.df["path"].is_in([folder, os.path.join(idx.root, os.path.relpath(real, top))]).any():
                     return in_force, refs, idx
+        fmt = folder_format(folder)
+        if fmt is not None:  # `pin` meant to protect it: an empty listing of pins would look like success
+            raise UsageError(f"{visible(folder)} is a model folder ({fmt}), not a root: to pin it, name its root "
+                             f"too (mlrepo pin ROOT {visible(refs[0])}) or run mlrepo inside the root")
         given, refs = refs[0], []
     root = get_root(given, False)
     check_refs_inside(root, refs)

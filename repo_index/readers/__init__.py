@@ -12,6 +12,7 @@ and their records are merged into the first claimer's row (``Merged``).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -73,6 +74,20 @@ def claim(readers: list[Reader], place: Place) -> Reader | None:
             more = [r for r in readers[i + 1:] if getattr(r, "companion", False) and r.claim(place)]
             return Merged((reader, *more)) if more else reader
     return None
+
+
+def folder_format(path: str) -> str | None:
+    """The format of the model that the folder ``path`` is, as a scan from its parent would claim it; None when it
+    is no model folder (or cannot be listed). For a command that must tell a ROOT from a model before indexing."""
+    try:
+        with os.scandir(path) as it:
+            names = frozenset(e.name for e in it)
+        with os.scandir(os.path.dirname(os.path.abspath(path))) as it:
+            parent_names = frozenset(e.name for e in it)
+    except OSError:
+        return None
+    reader = claim(default_readers(), Place(path, os.path.basename(os.path.abspath(path)), names, parent_names))
+    return None if reader is None else reader.format
 
 
 class StoreReader(Protocol):
