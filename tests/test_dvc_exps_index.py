@@ -249,3 +249,10 @@ def test_show_an_experiment_lists_its_params_and_no_files(root: Path) -> None:
     assert "─ files ─" not in done.out and "cannot list" not in done.out
     project = run_mlrepo("show", root, "proj")
     assert project.code == 0 and "─ files ─" in project.out and "dvc.yaml" in project.out  # a project's folder is still listed
+
+
+def test_best_path_of_an_experiment_says_how_to_get_its_files(root: Path) -> None:
+    """``best --format path`` hands a folder to a script; an experiment has none, so it says what DVC offers."""
+    done = run_mlrepo("best", root, "--metric", "loss", "--mode", "max", "--format", "path")
+    assert done.code == 1 and done.out == ""
+    assert "exp-lr03" in done.err and "`dvc exp apply exp-lr03`" in done.err and "Traceback" not in done.err

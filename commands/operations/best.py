@@ -29,6 +29,9 @@ def missing_folder(row: dict) -> str | None:
         return None
     if row.get("status") in ("archived", "trashed"):
         return f"{label} ({row['id']}) is {row['status']}: `mlrepo restore {row['id']}` brings its folder back"
+    if row.get("format") == "dvc-exp":
+        return (f"{label} ({row['id']}) is a DVC experiment, a git ref with no folder of its own: "
+                f"`dvc exp apply {row.get('name')}` puts it in the project's workspace")
     if row.get("format") == "mlflow":
         return (f"{label} ({row['id']}) has no folder: an MLflow run that logged no artifacts (expected at "
                 f"{path or 'no local artifact location'})")
