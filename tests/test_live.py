@@ -385,6 +385,28 @@ def test_archive_and_restore_change_the_status_not_the_id(live_root, cli):
     assert mlrepo.open_index(root).df.equals(live.index.df)
 
 
+def test_restore_seen_before_its_folder_key_is_due_keeps_the_id(live_root, cli):
+    """The ledger entry's removal is due before the restored folder's own key (here: folder keys wait 3 s, as a busy
+    machine can make them): the model still changes status under its id, never removed and added again."""
+    def age(root: Path) -> None:
+        old = time.time() - 7200
+        for dirpath, dirnames, filenames in os.walk(root):
+            for name in dirnames + filenames:
+                os.utime(os.path.join(dirpath, name), (old, old), follow_symlinks=False)
+
+    root, live, rec = live_root(before=age, debounce=3.0, max_delay=3.0)
+    model = root / "tabular" / "rf_baseline" / "00001"
+    mine = model_id("tabular/rf_baseline/00001")
+    assert cli("archive", root, "tabular/rf_baseline/00001", "--yes").code == 0
+    rec.wait(lambda: (row(live, model) or {}).get("status") == "archived")
+    assert cli("restore", root, "--all", "--yes").code == 0
+    rec.wait(lambda: (row(live, model) or {}).get("status") == "active")
+    seen = [(e.event, e.status) for e in rec.events if e.id == mine]
+    assert seen[-1] == ("updated", "active") and {event for event, _ in seen} == {"updated"}, seen
+    live.flush()  # the folder's own key, due later, finds nothing more to say
+    assert [(e.event, e.status) for e in rec.events if e.id == mine] == seen and len(live.index) == 14
+
+
 def test_mlflow_db_write_updates_its_runs(live_root):
     """A store file (mlflow.db) is one key: a write to it re-reads the store, and only changed runs are reported."""
     import sqlite3

@@ -78,6 +78,7 @@ class Reconciler:
                 continue
             if kind == "ledger":
                 work.ledger = True
+                self._back_in_place(work)
                 continue
             if any(under(rel, t) or rel == t for t in work.done_trees) and kind != "tree":
                 continue
@@ -173,6 +174,21 @@ class Reconciler:
         reader = self._claim(rel, names)
         if reader is not None:
             self._read(reader, rel, names, pend, work)
+
+    def _back_in_place(self, work: Work) -> None:
+        """Archived/trashed models whose folder is back (``restore`` renames it in, then drops the ledger entry) are
+        read in this round: the model changes status under its id, and is never seen gone while its folder's own
+        key waits (a busy machine can hold that key past the ledger's)."""
+        with self.known.lock:
+            back = [rel for rel, m in self.known.models.items()
+                    if self.known.is_ledger_row(m) and rel not in work.upserts]
+        now = time.monotonic()
+        for rel in back:
+            path = self.abs(rel)
+            names = listdir(path) if is_dir(path) else None
+            reader = self._claim(rel, names) if names is not None else None
+            if reader is not None and names is not None:
+                self._read(reader, rel, names, Pending(now - self.settle, now - self.settle, now), work)
 
     def _previous_under(self, rel: str) -> Previous:
         """What is known under ``rel``, relative to it, as a Scanner's previous scan."""
