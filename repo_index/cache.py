@@ -27,7 +27,9 @@ from mlrepo.repo_index.table import HIDDEN_SCHEMA
 
 __all__ = ["CACHE_ENV", "STATE_DIR", "Cache", "atomic_write", "cache_dir", "state_dir"]
 
-CACHE_VERSION = 4  # 4: sizes are allocated bytes; MLflow repo is the store, line the experiment
+# 4: sizes are allocated bytes; MLflow repo is the store, line the experiment. 5: a DVC project's .git is a store
+# (its experiments): a cache of 4 knows no such store, so a reused project's experiments would never be asked
+CACHE_VERSION = 5
 CACHE_ENV = "MLREPO_CACHE_DIR"
 
 

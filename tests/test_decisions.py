@@ -206,3 +206,13 @@ def test_a_db_run_resumed_after_the_plan_is_not_deleted(copy_fixture, tmp_path):
     with sqlite3.connect(root / "mlflow.db") as con:
         stages = dict(con.execute("SELECT name, lifecycle_stage FROM runs"))
     assert stages["lr-large"] == "active" and stages["messy-steps"] == "deleted"
+
+
+def test_a_model_folder_holding_a_git_repository_is_kept(tree):
+    """A folder with a .git (a DVC project, a cloned model) may hold commits found nowhere else: never pruned."""
+    subprocess.run(["git", "init", "-q", str(tree / "exp" / "line" / "sparse")], check=True)
+    plan = plan_prune(open_index(tree), KeepRules(keep_top=1, metrics=("acc",), recent=NO_RECENT))
+    reasons = {d.name: d.reasons for d in plan.kept}
+    assert reasons["sparse"] == ["holds a git repository (.git), whose commits may exist nowhere else: remove it by "
+                                 "hand if you mean to"]
+    assert [d.name for d in plan.removed] == ["linked"]  # the other lower-ranked model still goes

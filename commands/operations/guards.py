@@ -1,7 +1,8 @@
 """What keeps a model whatever the keep rules say: unfinished runs, pins, MLflow registered versions and logged
-models, DVC experiments (git refs, no folder), the HF Trainer's best checkpoint, a Lightning checkpoint another version names as its best or last, recent
-changes (within ``--recent``; a time in the future is said, never taken as recent), a path outside the root or
-behind a symlink. Gathered once per plan (pins, registries), asked per model."""
+models, DVC experiments (git refs, no folder), a folder holding a git repository, the HF Trainer's best
+checkpoint, a Lightning checkpoint another version names as its best or last, recent changes (within
+``--recent``; a time in the future is said, never taken as recent), a path outside the root or behind a symlink.
+Gathered once per plan (pins, registries), asked per model."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ UNFINISHED = ("running", "scheduled")
 # artifacts to `mlflow gc`; moving its folder away would break the registry versions and runs that point at it
 LOGGED_MODEL = ("an MLflow logged model: delete it through MLflow (MlflowClient().delete_logged_model), then "
                 "`mlflow gc` frees its artifacts")  # never removed, never ranked unless asked (--include-unfinished)
+# a folder holding a .git (a DVC project, a cloned model): its history may hold commits that exist nowhere else
+GIT_REPOSITORY = "holds a git repository (.git), whose commits may exist nowhere else: remove it by hand if you mean to"
 # a DVC experiment is a commit behind a git ref, with no folder of its own: moving its "path" would move nothing
 DVC_EXPERIMENT = "a DVC experiment (a git ref, no folder of its own): remove it with `dvc exp remove {name}`"
 
@@ -137,6 +140,8 @@ def protection(row: dict, guards: Guards, fp: Footprint | None = None) -> str | 
         problem = model_path_problem(str(row.get("path") or ""), guards.root)
         if problem:
             return problem
+        if os.path.lexists(os.path.join(str(row.get("path") or ""), ".git")):
+            return GIT_REPOSITORY
     if guards.is_recent(changed):
         return f"changed {human_age(guards.now - changed)} ago (maybe still being written; --recent overrides)"  # type: ignore[operator]
     if fp is not None and fp.newest_ns:

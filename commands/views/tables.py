@@ -68,8 +68,7 @@ def model_panel(row: dict, index: Index) -> Panel:
         if row.get(col) is not None:
             params.add_row(plain(col.removeprefix("params.")), Text(cell(row[col])))
     parts: list[RenderableType] = [facts, metrics, params]
-    # a row without a folder of its own (a DVC experiment is a git ref) has no files to list
-    if not (os.path.lexists(row["path"]) and not os.path.isdir(row["path"])):
+    if row.get("format") != "dvc-exp":  # a DVC experiment is a git ref (perhaps packed): no folder of its own
         parts.append(Panel(_files(row["path"]), title="files", title_align="left", expand=False))
     return Panel(Group(*parts), title=plain(model_label(row)), title_align="left", expand=False)
 
