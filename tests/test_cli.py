@@ -307,3 +307,13 @@ def test_pin_of_a_lone_model_folder_outside_any_root_is_refused_not_listed(ws, c
     assert r.code == 2 and r.out == "", (r.code, r.out, r.err)
     assert "is a model folder (cascade), not a root" in r.err and f"mlrepo pin ROOT {model}" in r.err
     assert not (ws / ".mlrepo" / "pins.json").exists() and not (model / ".mlrepo").exists()
+
+
+def test_a_model_folder_given_as_root_says_so(ws, cli):
+    """A model folder named as ROOT holds no models of its own: the empty listing says why, on stderr."""
+    model = ws / "tabular" / "rf_baseline" / "00001"
+    r = cli("ls", model)
+    assert r.code == 0, r.err
+    assert f"{model} is itself a model folder (cascade), not a root of models" in r.err
+    r = cli("ls", ws / "tabular")  # a folder of models: no such note
+    assert r.code == 0 and "is itself a model folder" not in r.err

@@ -128,6 +128,12 @@ def load(root: Root, rebuild: bool = False, write: bool = True) -> Index:
     if write:
         complete.save_names(idx.root, idx.df.columns, [c.removeprefix("metrics.") for c in idx.metric_columns],
                             idx.df["id"].to_list())
+    if idx.df.is_empty() and not is_url(root.path):
+        from mlrepo.repo_index.readers import folder_format
+
+        fmt = folder_format(known)  # ROOT holds models; a model folder given as ROOT holds none of its own
+        if fmt is not None:
+            note(f"{known} is itself a model folder ({fmt}), not a root of models: its parent folder lists it")
     return idx
 
 
