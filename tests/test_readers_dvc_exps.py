@@ -136,3 +136,23 @@ def test_a_failing_git_says_why(tmp_path: Path) -> None:
     (tmp_path / ".git").write_text("gitdir: /nonexistent\n")  # a worktree whose repository went
     [rec] = read_experiments(str(tmp_path))
     assert rec.errors[0].startswith("git for-each-ref failed: fatal:")
+
+
+def test_a_partial_clones_upload_pack_is_never_run(project: Path, tmp_path: Path) -> None:
+    """A missing object in a partial clone makes git fetch it from the promisor remote, running the repository's own
+    ``remote.origin.uploadpack``: ROOT is untrusted, so that command must never run."""
+    base = _git(project, "rev-parse", "HEAD")
+    ghost = project / ".git" / "refs" / "exps" / base[:2] / base[2:] / "exp-ghost"
+    ghost.write_text("1" * 40 + "\n")
+    marker = tmp_path / "ran"
+    for key, value in [("core.repositoryformatversion", "1"), ("extensions.partialClone", "origin"),
+                       ("remote.origin.url", str(project)), ("remote.origin.promisor", "true"),
+                       ("remote.origin.uploadpack", f"touch {marker}; git-upload-pack")]:
+        _git(project, "config", key, value)
+    subprocess.run(["git", "--git-dir", str(project / ".git"), "cat-file", "-e", "1" * 40], capture_output=True)
+    assert marker.exists()  # the repository is armed: plain git runs its command
+    marker.unlink()
+    found = _by_name(project)
+    assert not marker.exists()
+    assert found["exp-ghost"].errors == ["experiment exp-ghost: its commit 111111111111 is missing"]
+    assert found["exp-lr01"].params == EXPECTED["exp-lr01"][0]

@@ -45,7 +45,13 @@ FORMAT = "dvc-exp"
 EXP_REFS = "refs/exps"
 GIT_TIMEOUT = 10.0  # seconds for one git call: a hung git (a network file system, a lock) must not hang the index
 MAX_EXPERIMENTS = 10_000  # rows per project: more is a note, not an index flooded by one repository
-_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
+# The repository is untrusted input: its config may name programs (a partial clone's ``remote.*.uploadpack`` runs
+# when an object is missing, ``core.fsmonitor``, ``core.sshCommand``, hooks). No transport at all, no lazy fetch, no
+# hooks or fsmonitor, and no system or user config (whose settings are not the repository's to rely on).
+_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C", "GIT_NO_LAZY_FETCH": "1",
+        "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
+_SAFE = ("-c", "protocol.allow=never", "-c", "core.fsmonitor=false", "-c", f"core.hooksPath={os.devnull}",
+         "--no-pager", "--no-replace-objects")
 _GIT_FILES = ("HEAD", "config", "packed-refs", "commondir")  # what git opens before it reads a ref
 
 
@@ -62,10 +68,12 @@ class ExpRef:
 
 def _git(project: str, args: list[str], git: str, timeout: float, stdin: bytes | None = None) -> bytes:
     """One git call on the project's own ``.git``: ``--git-dir`` and an environment without ``GIT_*`` variables,
-    so neither a parent repository nor the caller's ``GIT_DIR``/``GIT_NAMESPACE`` changes what is read."""
+    so neither a parent repository nor the caller's ``GIT_DIR``/``GIT_NAMESPACE`` changes what is read; and
+    ``_SAFE``/``_ENV``, so nothing the repository's config names is run (``-c protocol.allow=never`` stops a lazy
+    fetch where git predates ``GIT_NO_LAZY_FETCH``, 2.44)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")} | _ENV
     try:
-        done = subprocess.run([git, f"--git-dir={os.path.join(project, '.git')}", *args], input=stdin,
+        done = subprocess.run([git, *_SAFE, f"--git-dir={os.path.join(project, '.git')}", *args], input=stdin,
                               capture_output=True, timeout=timeout, env=env, check=False)
     except FileNotFoundError:
         raise GitError("git is not installed (or not on PATH): DVC experiments cannot be read") from None
