@@ -4,6 +4,7 @@ committed as a git bundle), checked value by value; hostile refs and a git that 
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 from datetime import datetime, timezone
@@ -156,3 +157,27 @@ def test_a_partial_clones_upload_pack_is_never_run(project: Path, tmp_path: Path
     assert not marker.exists()
     assert found["exp-ghost"].errors == ["experiment exp-ghost: its commit 111111111111 is missing"]
     assert found["exp-lr01"].params == EXPECTED["exp-lr01"][0]
+
+
+def test_a_file_name_with_a_line_break_is_that_experiments_error(project: Path) -> None:
+    """``cat-file --batch`` reads one name a line: "a\\nb" would be two requests, and every later answer would
+    belong to the wrong experiment."""
+    dvc_yaml = b'metrics: ["a\\nb", metrics.json]\n'
+    _experiment_commit(project, "exp-nl", {"dvc.yaml": dvc_yaml, "metrics.json": b'{"acc": 0.42}'})
+    found = _by_name(project)
+    assert found["exp-nl"].errors == ["'a\\nb' in experiment exp-nl: a file name with a line break, not read"]
+    assert {m.name: m.value for m in found["exp-nl"].metrics} == {"acc": 0.42}
+    for name, (params, metrics) in EXPECTED.items():  # every other experiment keeps its own values
+        assert (found[name].params, {m.name: m.value for m in found[name].metrics}) == (params, metrics)
+        assert found[name].errors == []
+
+
+def test_answers_that_do_not_pair_with_the_requests_are_one_message(project: Path, tmp_path: Path) -> None:
+    """A git whose ``--batch-check`` drops an answer (a stand-in for any shift): no row gets another's values."""
+    real = shutil.which("git")
+    short = tmp_path / "git"
+    short.write_text(f'#!/bin/sh\ncase "$*" in *--batch-check*) "{real}" "$@" | sed \'$d\';; '
+                     f'*) exec "{real}" "$@";; esac\n')
+    short.chmod(0o755)
+    [rec] = read_experiments(str(project), git=str(short))
+    assert rec.errors == ["git cat-file gave 2 answers to 3 requests: DVC experiments not read"]

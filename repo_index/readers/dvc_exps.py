@@ -108,10 +108,15 @@ def _objects(project: str, specs: list[str], git: str, timeout: float, kind: str
     if not specs:
         return {}
     check = _git(project, ["cat-file", "--batch-check"], git, timeout, "\n".join(specs).encode() + b"\n")
+    lines = check.split(b"\n")  # not splitlines(): a missing spec is echoed, and may hold \f or \x1c
+    if lines[-1:] == [b""]:
+        lines.pop()
+    if len(lines) != len(specs):  # answers pair with requests by position: any shift misattributes them all
+        raise GitError(f"git cat-file gave {len(lines)} answers to {len(specs)} requests: DVC experiments not read")
     out: dict[str, bytes | str] = {}
     wanted = []
-    for spec, line in zip(specs, check.decode("utf-8", "replace").splitlines(), strict=False):
-        fields = line.split()
+    for spec, line in zip(specs, lines, strict=True):
+        fields = line.decode("utf-8", "replace").split()
         if len(fields) != 3 or not fields[2].isdigit():
             out[spec] = "missing"
         elif fields[1] != kind:
@@ -161,9 +166,9 @@ def read_experiments(project: str, git: str = "git", timeout: float = GIT_TIMEOU
         commits = _objects(project, [r.commit for r in refs], git, timeout, "commit", max_bytes)
         specs = [f"{r.commit}:{rel}" for r in refs for rel in (DVC_YAML, DEFAULT_PARAMS)]
         first = _objects(project, specs, git, timeout, "blob", max_bytes)
-        named = {r.commit: named_files(_spec_of(first.get(f"{r.commit}:{DVC_YAML}"))) for r in refs}
-        more = sorted({f"{r.commit}:{rel}" for r in refs for rel in (*named[r.commit][0], *named[r.commit][1])}
-                      - first.keys())
+        named = {r.commit: _usable(named_files(_spec_of(first.get(f"{r.commit}:{DVC_YAML}")))) for r in refs}
+        more = sorted({f"{r.commit}:{rel}" for r in refs
+                       for rel in (*named[r.commit].params, *named[r.commit].metrics)} - first.keys())
         blobs = {**first, **_objects(project, more, git, timeout, "blob", max_bytes)}
     except GitError as exc:
         return [note(project, str(exc))]
@@ -183,6 +188,24 @@ def note(project: str, why: str) -> ModelRecord:
     return rec
 
 
+@dataclass(frozen=True, slots=True)
+class Named:
+    """The files an experiment's ``dvc.yaml`` names, and the names that cannot be asked of git."""
+
+    params: list[str]
+    metrics: list[str]
+    refused: list[str]
+
+
+def _usable(files: tuple[list[str], list[str]]) -> Named:
+    """``cat-file --batch`` takes one name a line: a name with a line break would be two requests."""
+    def bad(rel: str) -> bool:
+        return "\n" in rel or "\r" in rel
+    params, metrics = files
+    return Named([r for r in params if not bad(r)], [r for r in metrics if not bad(r)],
+                 [r for r in dict.fromkeys((*params, *metrics)) if bad(r)])
+
+
 def _spec_of(blob: bytes | str | None) -> dict:
     if not isinstance(blob, bytes):
         return {}
@@ -193,7 +216,7 @@ def _spec_of(blob: bytes | str | None) -> dict:
     return spec if isinstance(spec, dict) else {}
 
 
-def _record(project: str, ref: ExpRef, commit: bytes | str | None, files: tuple[list[str], list[str]],
+def _record(project: str, ref: ExpRef, commit: bytes | str | None, files: Named,
             blobs: dict[str, bytes | str]) -> ModelRecord:
     when = _committed(commit) if isinstance(commit, bytes) else None
     rec = ModelRecord(path=os.path.join(project, ".git", ref.ref), format=FORMAT,
@@ -202,7 +225,9 @@ def _record(project: str, ref: ExpRef, commit: bytes | str | None, files: tuple[
     if not isinstance(commit, bytes):
         rec.add_error(f"experiment {ref.name}: its commit {ref.commit[:12]} is {commit or 'missing'}")
         return rec
-    params_files, metrics_files = files
+    for rel in files.refused:
+        rec.add_error(f"{rel!r} in experiment {ref.name}: a file name with a line break, not read")
+    params_files, metrics_files = files.params, files.metrics
     if f"{ref.commit}:{DEFAULT_PARAMS}" in blobs and DEFAULT_PARAMS not in params_files:
         params_files = [DEFAULT_PARAMS, *params_files]
     for rel in params_files:
