@@ -256,3 +256,26 @@ def test_best_path_of_an_experiment_says_how_to_get_its_files(root: Path) -> Non
     done = run_mlrepo("best", root, "--metric", "loss", "--mode", "max", "--format", "path")
     assert done.code == 1 and done.out == ""
     assert "exp-lr03" in done.err and "`dvc exp apply exp-lr03`" in done.err and "Traceback" not in done.err
+
+
+@pytest.mark.parametrize(("where", "error"), [
+    ("include", ".git/config includes other files"),
+    ("includeIf", ".git/config includes other files"),
+    ("objects/info/alternates", ".git/objects/info/alternates is a named pipe, not a regular file"),
+    ("objects/pack/pack-fifo.idx", ".git/objects/pack/pack-fifo.idx is a named pipe, not a regular file"),
+])
+def test_a_fifo_that_git_would_open_is_a_note_not_a_hang(root: Path, tmp_path: Path, no_git: Path, where: str,
+                                                          error: str) -> None:
+    """git reads a config include, the alternates file and every pack it finds: a named pipe there holds it until
+    its timeout, on every run. Refused before git runs (an include wherever it points: git's rules decide where)."""
+    git_dir = root / "proj" / ".git"
+    if where.startswith("include"):
+        os.mkfifo(tmp_path / "fifo.cfg")
+        section = "[include]" if where == "include" else '[includeIf "gitdir:/"]'
+        with open(git_dir / "config", "a") as config:
+            config.write(f"{section}\n\tpath = {tmp_path / 'fifo.cfg'}\n")
+    else:
+        (git_dir / where).parent.mkdir(parents=True, exist_ok=True)
+        os.mkfifo(git_dir / where)
+    assert _note(root)["error"] == f"{error}: git not run, DVC experiments not read"
+    assert not no_git.exists()

@@ -16,13 +16,16 @@ The scanner asks ``DvcExpStore`` about the ``.git`` of every ``dvc`` row, as it 
 itself changes when an experiment is made or removed: the loose refs under ``refs/exps`` (folders and files) and
 ``packed-refs``. An unchanged stamp costs a few ``lstat`` calls and no git process. git is run only when experiment
 refs exist, and never on a ``.git`` that is a file or a link, or whose ``HEAD``, ``config``, ``packed-refs`` or refs
-are not regular files (a named pipe there would hold git until its timeout).
+are not regular files (a named pipe there would hold git until its timeout), nor when its ``config`` includes
+other files or its ``objects/info/alternates`` or a pack is not a regular file. What git runs is fenced too (see
+``_SAFE``): the repository under ROOT is untrusted input, and its config can name programs.
 """
 
 from __future__ import annotations
 
 import mmap
 import os
+import re
 import stat as stat_mod
 import subprocess
 from dataclasses import dataclass
@@ -37,6 +40,7 @@ from mlrepo.repo_index.readers.parsing import (
     kind_in_words,
     open_regular,
     parse_json,
+    read_bytes,
     parse_yaml,
 )
 from mlrepo.repo_index.records import Metric, ModelRecord, to_number
@@ -306,6 +310,42 @@ def _packed_has_exps(git_dir: str) -> bool:
         os.close(fd)
 
 
+_INCLUDE = re.compile(rb"\[\s*include", re.IGNORECASE)  # [include] or [includeIf "..."], anywhere on a line
+MAX_CONFIG_BYTES = 2**20
+
+
+def _refused(git_dir: str) -> str | None:
+    """Why git must not be run on ``git_dir``, in words; None when nothing it opens can hold it. A config include
+    may name a named pipe or a file outside the repository, and git opens every alternates file and pack it finds;
+    a named pipe there would hold git until its timeout on every run (a failure is asked again each time). An
+    include is refused outright, wherever it points: git's own config rules decide where, and they are not
+    repeated here (a false match, "[include" in a value, costs only this project's experiments)."""
+    try:
+        config = read_bytes(os.path.join(git_dir, "config"), MAX_CONFIG_BYTES)
+    except MetaError as exc:
+        if os.path.lexists(os.path.join(git_dir, "config")):
+            return f".git/{exc}"
+        config = b""
+    if _INCLUDE.search(config):
+        return ".git/config includes other files"
+    alternates = os.path.join(git_dir, "objects", "info", "alternates")
+    try:
+        mode = os.lstat(alternates).st_mode
+    except OSError:
+        mode = stat_mod.S_IFREG
+    if not stat_mod.S_ISREG(mode):
+        return f".git/objects/info/alternates is {kind_in_words(mode)}, not a regular file"
+    try:
+        with os.scandir(os.path.join(git_dir, "objects", "pack")) as it:
+            for entry in it:
+                if not entry.is_file(follow_symlinks=False):
+                    mode = entry.stat(follow_symlinks=False).st_mode
+                    return f".git/objects/pack/{entry.name} is {kind_in_words(mode)}, not a regular file"
+    except OSError:
+        pass  # no pack folder: git finds no packs either
+    return None
+
+
 class DvcExpStore:
     """DVC experiments as a store (see the module's docstring): its file is a ``dvc`` row's ``.git``."""
 
@@ -354,6 +394,9 @@ class DvcExpStore:
             return [note(project, f".git/{odd}, not a ref file: git not run, DVC experiments not read")]
         if not loose and not _packed_has_exps(path):
             return []
+        why = _refused(path)
+        if why is not None:
+            return [note(project, f"{why}: git not run, DVC experiments not read")]
         try:
             return read_experiments(project)
         except Exception as exc:  # noqa: BLE001 - a reader bug must not sink the index: said on the project
