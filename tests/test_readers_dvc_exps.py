@@ -181,3 +181,18 @@ def test_answers_that_do_not_pair_with_the_requests_are_one_message(project: Pat
     short.chmod(0o755)
     [rec] = read_experiments(str(project), git=str(short))
     assert rec.errors == ["git cat-file gave 2 answers to 3 requests: DVC experiments not read"]
+
+
+def test_a_commit_time_past_year_9999_costs_only_its_time(project: Path) -> None:
+    """A hand-made commit may say any time; one that ``datetime`` cannot hold must not sink the other experiments."""
+    base = _git(project, "rev-parse", "HEAD")
+    tree = _git(project, "rev-parse", "HEAD^{tree}")
+    raw = (f"tree {tree}\nparent {base}\nauthor t <t@example.com> 99999999999999 +0000\n"
+           f"committer t <t@example.com> 99999999999999 +0000\n\nfar future\n").encode()
+    commit = _git(project, "hash-object", "-w", "-t", "commit", "--literally", "--stdin", stdin=raw)
+    _git(project, "update-ref", f"refs/exps/{base[:2]}/{base[2:]}/exp-future", commit)
+    found = _by_name(project)
+    assert found["exp-future"].errors == [] and found["exp-future"].created_at is None
+    assert found["exp-future"].params == EXPECTED["exp-lr01"][0] | {"train.lr": 0.05}  # the baseline's tree
+    for name, (params, metrics) in EXPECTED.items():
+        assert (found[name].params, {m.name: m.value for m in found[name].metrics}) == (params, metrics)

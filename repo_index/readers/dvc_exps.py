@@ -151,7 +151,10 @@ def _committed(commit: bytes) -> datetime | None:
     for line in commit.split(b"\n\n", 1)[0].split(b"\n"):
         if line.startswith(b"committer "):
             stamp = line.rsplit(b" ", 2)[-2]
-            return datetime.fromtimestamp(int(stamp), timezone.utc) if stamp.isdigit() else None
+            try:
+                return datetime.fromtimestamp(int(stamp), timezone.utc) if stamp.isdigit() else None
+            except (OverflowError, ValueError, OSError):  # a year past 9999: a hand-made commit, no time to show
+                return None
     return None
 
 
@@ -176,7 +179,7 @@ def read_experiments(project: str, git: str = "git", timeout: float = GIT_TIMEOU
         blobs = {**first, **_objects(project, more, git, timeout, "blob", max_bytes)}
     except GitError as exc:
         return [note(project, str(exc))]
-    records = [_record(project, r, commits.get(r.commit), named[r.commit], blobs) for r in refs]
+    records = [_guarded(project, r, commits.get(r.commit), named[r.commit], blobs) for r in refs]
     if len(refs) == MAX_EXPERIMENTS:
         records[-1].add_error(f"only the first {MAX_EXPERIMENTS} experiments (by name) are indexed")
     return records
@@ -220,12 +223,26 @@ def _spec_of(blob: bytes | str | None) -> dict:
     return spec if isinstance(spec, dict) else {}
 
 
+def _row(project: str, ref: ExpRef, when: datetime | None) -> ModelRecord:
+    return ModelRecord(path=os.path.join(project, ".git", ref.ref), format=FORMAT,
+                       repo=os.path.basename(os.path.dirname(project)) or None, line=os.path.basename(project),
+                       name=ref.name, created_at=when, updated_at=when, status="finished", source_id=ref.commit)
+
+
+def _guarded(project: str, ref: ExpRef, commit: bytes | str | None, files: Named,
+             blobs: dict[str, bytes | str]) -> ModelRecord:
+    """``_record``, where a reader bug on one experiment's contents costs only that experiment's row."""
+    try:
+        return _record(project, ref, commit, files, blobs)
+    except Exception as exc:  # noqa: BLE001 - the other experiments are still read
+        rec = _row(project, ref, None)
+        rec.add_error(f"experiment {ref.name}: {in_words(exc)}")
+        return rec
+
+
 def _record(project: str, ref: ExpRef, commit: bytes | str | None, files: Named,
             blobs: dict[str, bytes | str]) -> ModelRecord:
-    when = _committed(commit) if isinstance(commit, bytes) else None
-    rec = ModelRecord(path=os.path.join(project, ".git", ref.ref), format=FORMAT,
-                      repo=os.path.basename(os.path.dirname(project)) or None, line=os.path.basename(project),
-                      name=ref.name, created_at=when, updated_at=when, status="finished", source_id=ref.commit)
+    rec = _row(project, ref, _committed(commit) if isinstance(commit, bytes) else None)
     if not isinstance(commit, bytes):
         rec.add_error(f"experiment {ref.name}: its commit {ref.commit[:12]} is {commit or 'missing'}")
         return rec
