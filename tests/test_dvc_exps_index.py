@@ -146,14 +146,16 @@ def _note(root: Path) -> dict:
     return _experiments(index)["experiments"]
 
 
-def test_a_git_file_or_a_link_out_of_root_is_a_note_and_runs_no_git(root: Path, tmp_path: Path,
-                                                                      no_git: Path) -> None:
+def test_a_git_file_has_no_experiments_and_a_link_out_of_root_is_a_note_and_no_git_runs(root: Path, tmp_path: Path,
+                                                                                          no_git: Path) -> None:
     project = root / "proj"
     outside = tmp_path / "outside.git"
     (project / ".git").rename(outside)
-    (project / ".git").write_text(f"gitdir: {outside}\n")  # a worktree or submodule pointer
-    assert _note(root)["error"] == (".git is a git worktree or submodule pointer, not the repository "
-                                    "folder: DVC experiments not read")
+    (project / ".git").write_text(f"gitdir: {outside}\n")  # a worktree or submodule pointer: not its own repository
+    for _run in range(2):  # no phantom error row, cold or warm
+        index = mlrepo.open_index(root)
+        assert index.counts_by_format() == {"dvc": 1}
+        assert index.df["error"].to_list() == [None]
     (project / ".git").unlink()
     (project / ".git").symlink_to(outside)  # leads out of ROOT: not followed
     assert _note(root)["error"] == (".git is a symbolic link, not the repository folder: DVC "

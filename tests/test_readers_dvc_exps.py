@@ -134,7 +134,7 @@ def test_a_hanging_git_is_bounded_by_the_timeout(project: Path, tmp_path: Path) 
 
 
 def test_a_failing_git_says_why(tmp_path: Path) -> None:
-    (tmp_path / ".git").write_text("gitdir: /nonexistent\n")  # a worktree whose repository went
+    (tmp_path / ".git").mkdir()  # a repository folder emptied by hand: git does not take it for one
     [rec] = read_experiments(str(tmp_path))
     assert rec.errors[0].startswith("git for-each-ref failed: fatal:")
 

@@ -15,7 +15,8 @@ The scanner asks ``DvcExpStore`` about the ``.git`` of every ``dvc`` row, as it 
 ``mlflow.db``: the experiments are a store of many rows, re-read only when its stamp changes. The stamp is what git
 itself changes when an experiment is made or removed: the loose refs under ``refs/exps`` (folders and files) and
 ``packed-refs``. An unchanged stamp costs a few ``lstat`` calls and no git process. git is run only when experiment
-refs exist, and never on a ``.git`` that is a file or a link, or whose ``HEAD``, ``config``, ``packed-refs`` or refs
+refs exist, and never on a ``.git`` that is a file (a worktree or submodule pointer: no rows, as a project without
+``.git``) or a link (a note), or whose ``HEAD``, ``config``, ``packed-refs`` or refs
 are not regular files (a named pipe there would hold git until its timeout), nor when its ``config`` includes
 other files or its ``objects/info/alternates`` or a pack is not a regular file. What git runs is fenced too (see
 ``_SAFE``): the repository under ROOT is untrusted input, and its config can name programs.
@@ -166,7 +167,7 @@ def read_experiments(project: str, git: str = "git", timeout: float = GIT_TIMEOU
                      max_bytes: int = MAX_META_BYTES) -> list[ModelRecord]:
     """One record per experiment of the DVC project at ``project`` (absolute); [] when it has no own ``.git`` or
     no experiments. When git cannot be asked, one record on the project's refs carries the reason."""
-    if not os.path.lexists(os.path.join(project, ".git")):
+    if not os.path.isdir(os.path.join(project, ".git")) or os.path.islink(os.path.join(project, ".git")):
         return []
     try:
         refs = experiment_refs(project, git, timeout)
@@ -395,9 +396,11 @@ class DvcExpStore:
             st = os.lstat(path)
         except OSError:
             return []
+        if stat_mod.S_ISREG(st.st_mode):
+            return []  # a worktree's or submodule's pointer: not its own repository, no experiments read here
         if not stat_mod.S_ISDIR(st.st_mode):
-            why = ("a git worktree or submodule pointer" if stat_mod.S_ISREG(st.st_mode) else kind_in_words(st.st_mode))
-            return [note(project, f".git is {why}, not the repository folder: DVC experiments not read")]
+            return [note(project, f".git is {kind_in_words(st.st_mode)}, not the repository folder: DVC experiments "
+                                  "not read")]
         for name in _GIT_FILES:
             try:
                 mode = os.lstat(os.path.join(path, name)).st_mode
