@@ -281,3 +281,21 @@ def test_a_fifo_that_git_would_open_is_a_note_not_a_hang(root: Path, tmp_path: P
         os.mkfifo(git_dir / where)
     assert _note(root)["error"] == f"{error}: git not run, DVC experiments not read"
     assert not no_git.exists()
+
+
+def test_a_ref_rewritten_in_place_with_its_mtime_put_back_changes_the_stamp(root: Path) -> None:
+    """Same inode, size and mtime (a copy tool that keeps times): the ctime still says the ref moved."""
+    from mlrepo.repo_index.readers.dvc_exps import DvcExpStore
+
+    project = root / "proj"
+    base = _git(project, "rev-parse", "HEAD")
+    ref = project / ".git" / "refs" / "exps" / base[:2] / base[2:] / "exp-lr01"
+    lr02 = _git(project, "rev-parse", f"refs/exps/{base[:2]}/{base[2:]}/exp-lr02")
+    store = DvcExpStore()
+    before, st = store.stamp(str(project / ".git")), ref.stat()
+    with open(ref, "r+") as f:  # in place: the same inode and size
+        f.write(lr02 + "\n")
+    os.utime(ref, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = ref.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (st.st_ino, st.st_size, st.st_mtime_ns)
+    assert store.stamp(str(project / ".git")) != before

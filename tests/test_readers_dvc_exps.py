@@ -75,7 +75,6 @@ def test_prune_keeps_an_experiment_with_the_reason(project: Path) -> None:
            "updated_at": rec.updated_at, "name": rec.name}
     guards = Guards(str(project.parent), datetime.now(timezone.utc), Age(), {}, {}, {}, {})
     assert protection(row, guards) == DVC_EXPERIMENT.format(name="exp-lr01")
-    assert "`dvc exp remove exp-lr01`" in DVC_EXPERIMENT.format(name="exp-lr01")
 
 
 def _experiment_commit(project: Path, name: str, files: dict[str, bytes]) -> str:
@@ -196,3 +195,12 @@ def test_a_commit_time_past_year_9999_costs_only_its_time(project: Path) -> None
     assert found["exp-future"].params == EXPECTED["exp-lr01"][0] | {"train.lr": 0.05}  # the baseline's tree
     for name, (params, metrics) in EXPECTED.items():
         assert (found[name].params, {m.name: m.value for m in found[name].metrics}) == (params, metrics)
+
+
+def test_exactly_the_limit_of_experiments_has_no_note_and_one_more_has(project: Path) -> None:
+    """The fixture's three experiments under a limit of three: all read, no note; under two: the note says so."""
+    at_limit = read_experiments(str(project), limit=3)
+    assert sorted(r.name for r in at_limit) == sorted(EXPECTED) and all(r.errors == [] for r in at_limit)
+    over = read_experiments(str(project), limit=2)
+    assert [r.name for r in over] == ["exp-lr01", "exp-lr02"]
+    assert over[-1].errors == ["only the first 2 of 3 experiments (by name) are indexed"]

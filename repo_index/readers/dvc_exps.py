@@ -103,7 +103,7 @@ def experiment_refs(project: str, git: str = "git", timeout: float = GIT_TIMEOUT
         parts = ref.split("/")
         if len(parts) == 5 and len(parts[2]) == 2 and len(parts[3]) == 38:
             refs.append(ExpRef(parts[4], commit, ref))
-    return sorted(refs, key=lambda r: (r.name, r.ref))[:MAX_EXPERIMENTS]
+    return sorted(refs, key=lambda r: (r.name, r.ref))
 
 
 def _objects(project: str, specs: list[str], git: str, timeout: float, kind: str,
@@ -164,13 +164,14 @@ def _parse(rel: str, data: bytes) -> object:
 
 
 def read_experiments(project: str, git: str = "git", timeout: float = GIT_TIMEOUT,
-                     max_bytes: int = MAX_META_BYTES) -> list[ModelRecord]:
+                     max_bytes: int = MAX_META_BYTES, limit: int = MAX_EXPERIMENTS) -> list[ModelRecord]:
     """One record per experiment of the DVC project at ``project`` (absolute); [] when it has no own ``.git`` or
     no experiments. When git cannot be asked, one record on the project's refs carries the reason."""
     if not os.path.isdir(os.path.join(project, ".git")) or os.path.islink(os.path.join(project, ".git")):
         return []
     try:
-        refs = experiment_refs(project, git, timeout)
+        listed = experiment_refs(project, git, timeout)
+        refs = listed[:limit]
         commits = _objects(project, [r.commit for r in refs], git, timeout, "commit", max_bytes)
         specs = [f"{r.commit}:{rel}" for r in refs for rel in (DVC_YAML, DEFAULT_PARAMS)]
         first = _objects(project, specs, git, timeout, "blob", max_bytes)
@@ -181,8 +182,8 @@ def read_experiments(project: str, git: str = "git", timeout: float = GIT_TIMEOU
     except GitError as exc:
         return [note(project, str(exc))]
     records = [_guarded(project, r, commits.get(r.commit), named[r.commit], blobs) for r in refs]
-    if len(refs) == MAX_EXPERIMENTS:
-        records[-1].add_error(f"only the first {MAX_EXPERIMENTS} experiments (by name) are indexed")
+    if len(listed) > limit:
+        records[-1].add_error(f"only the first {limit} of {len(listed)} experiments (by name) are indexed")
     return records
 
 
@@ -284,8 +285,9 @@ def _load(rec: ModelRecord, ref: ExpRef, rel: str, blobs: dict[str, bytes | str]
 
 
 def _refs_walk(git_dir: str) -> tuple[list[int], bool, str | None]:
-    """The stamp parts of ``refs/exps`` (each folder's and ref file's mode, inode, mtime and size, links not
-    followed), whether it holds a ref file, and the first entry that is neither a folder nor a regular file."""
+    """The stamp parts of ``refs/exps`` (each folder's and ref file's mode, inode, mtime, ctime and size, links not
+    followed: a ref rewritten in place with its old mtime put back still changes its ctime), whether it holds a
+    ref file, and the first entry that is neither a folder nor a regular file."""
     parts: list[int] = []
     loose, odd = False, None
     stack = [os.path.join(git_dir, EXP_REFS)]
@@ -296,7 +298,7 @@ def _refs_walk(git_dir: str) -> tuple[list[int], bool, str | None]:
         except OSError:
             parts.append(-1)
             continue
-        parts.extend((st.st_mode, st.st_ino, st.st_mtime_ns, st.st_size))
+        parts.extend((st.st_mode, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size))
         if stat_mod.S_ISREG(st.st_mode):
             loose = True
         elif not stat_mod.S_ISDIR(st.st_mode):
@@ -382,7 +384,7 @@ class DvcExpStore:
             parts.extend(_refs_walk(path)[0])
             try:
                 packed = os.lstat(os.path.join(path, "packed-refs"))
-                parts.extend((packed.st_mode, packed.st_ino, packed.st_mtime_ns, packed.st_size))
+                parts.extend((packed.st_mode, packed.st_ino, packed.st_mtime_ns, packed.st_ctime_ns, packed.st_size))
             except OSError:
                 parts.append(-1)
         else:
