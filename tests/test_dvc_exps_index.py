@@ -265,6 +265,7 @@ def test_best_path_of_an_experiment_says_how_to_get_its_files(root: Path) -> Non
     ("includeIf", ".git/config includes other files"),
     ("objects/info/alternates", ".git/objects/info/alternates is a named pipe, not a regular file"),
     ("objects/pack/pack-fifo.idx", ".git/objects/pack/pack-fifo.idx is a named pipe, not a regular file"),
+    ("commondir", ".git/commondir points at another repository"),
 ])
 def test_a_fifo_that_git_would_open_is_a_note_not_a_hang(root: Path, tmp_path: Path, no_git: Path, where: str,
                                                           error: str) -> None:
@@ -276,6 +277,11 @@ def test_a_fifo_that_git_would_open_is_a_note_not_a_hang(root: Path, tmp_path: P
         section = "[include]" if where == "include" else '[includeIf "gitdir:/"]'
         with open(git_dir / "config", "a") as config:
             config.write(f"{section}\n\tpath = {tmp_path / 'fifo.cfg'}\n")
+    elif where == "commondir":  # the repository's config, objects and refs would be read from there, unchecked
+        os.mkfifo(tmp_path / "fifo.cfg")
+        (tmp_path / "other.git").mkdir()
+        os.symlink(tmp_path / "fifo.cfg", tmp_path / "other.git" / "config")
+        (git_dir / "commondir").write_text(f"{tmp_path / 'other.git'}\n")
     else:
         (git_dir / where).parent.mkdir(parents=True, exist_ok=True)
         os.mkfifo(git_dir / where)

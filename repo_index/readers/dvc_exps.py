@@ -336,7 +336,8 @@ MAX_CONFIG_BYTES = 2**20
 
 def _refused(git_dir: str) -> str | None:
     """Why git must not be run on ``git_dir``, in words; None when nothing it opens can hold it. A config include
-    may name a named pipe or a file outside the repository, and git opens every alternates file and pack it finds;
+    may name a named pipe or a file outside the repository, and so may ``commondir`` (which moves the whole
+    repository elsewhere, unchecked); git opens every alternates file and pack it finds;
     a named pipe there would hold git until its timeout on every run (a failure is asked again each time). An
     include is refused outright, wherever it points: git's own config rules decide where, and they are not
     repeated here (a false match, "[include" in a value, costs only this project's experiments)."""
@@ -348,6 +349,8 @@ def _refused(git_dir: str) -> str | None:
         config = b""
     if _INCLUDE.search(config):
         return ".git/config includes other files"
+    if os.path.lexists(os.path.join(git_dir, "commondir")):  # git would read refs, objects, config from there
+        return ".git/commondir points at another repository"
     alternates = os.path.join(git_dir, "objects", "info", "alternates")
     try:
         mode = os.lstat(alternates).st_mode
