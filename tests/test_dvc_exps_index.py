@@ -146,14 +146,16 @@ def _note(root: Path) -> dict:
     return _experiments(index)["experiments"]
 
 
-def test_a_git_file_or_a_link_out_of_root_is_a_note_and_runs_no_git(root: Path, tmp_path: Path,
-                                                                      no_git: Path) -> None:
+def test_a_git_file_has_no_experiments_and_a_link_out_of_root_is_a_note_and_no_git_runs(root: Path, tmp_path: Path,
+                                                                                          no_git: Path) -> None:
     project = root / "proj"
     outside = tmp_path / "outside.git"
     (project / ".git").rename(outside)
-    (project / ".git").write_text(f"gitdir: {outside}\n")  # a worktree or submodule pointer
-    assert _note(root)["error"] == (".git is a git worktree or submodule pointer, not the repository "
-                                    "folder: DVC experiments not read")
+    (project / ".git").write_text(f"gitdir: {outside}\n")  # a worktree or submodule pointer: not its own repository
+    for _run in range(2):  # no phantom error row, cold or warm
+        index = mlrepo.open_index(root)
+        assert index.counts_by_format() == {"dvc": 1}
+        assert index.df["error"].to_list() == [None]
     (project / ".git").unlink()
     (project / ".git").symlink_to(outside)  # leads out of ROOT: not followed
     assert _note(root)["error"] == (".git is a symbolic link, not the repository folder: DVC "
@@ -256,3 +258,50 @@ def test_best_path_of_an_experiment_says_how_to_get_its_files(root: Path) -> Non
     done = run_mlrepo("best", root, "--metric", "loss", "--mode", "max", "--format", "path")
     assert done.code == 1 and done.out == ""
     assert "exp-lr03" in done.err and "`dvc exp apply exp-lr03`" in done.err and "Traceback" not in done.err
+
+
+@pytest.mark.parametrize(("where", "error"), [
+    ("include", ".git/config includes other files"),
+    ("includeIf", ".git/config includes other files"),
+    ("objects/info/alternates", ".git/objects/info/alternates is a named pipe, not a regular file"),
+    ("objects/pack/pack-fifo.idx", ".git/objects/pack/pack-fifo.idx is a named pipe, not a regular file"),
+    ("commondir", ".git/commondir points at another repository"),
+])
+def test_a_fifo_that_git_would_open_is_a_note_not_a_hang(root: Path, tmp_path: Path, no_git: Path, where: str,
+                                                          error: str) -> None:
+    """git reads a config include, the alternates file and every pack it finds: a named pipe there holds it until
+    its timeout, on every run. Refused before git runs (an include wherever it points: git's rules decide where)."""
+    git_dir = root / "proj" / ".git"
+    if where.startswith("include"):
+        os.mkfifo(tmp_path / "fifo.cfg")
+        section = "[include]" if where == "include" else '[includeIf "gitdir:/"]'
+        with open(git_dir / "config", "a") as config:
+            config.write(f"{section}\n\tpath = {tmp_path / 'fifo.cfg'}\n")
+    elif where == "commondir":  # the repository's config, objects and refs would be read from there, unchecked
+        os.mkfifo(tmp_path / "fifo.cfg")
+        (tmp_path / "other.git").mkdir()
+        os.symlink(tmp_path / "fifo.cfg", tmp_path / "other.git" / "config")
+        (git_dir / "commondir").write_text(f"{tmp_path / 'other.git'}\n")
+    else:
+        (git_dir / where).parent.mkdir(parents=True, exist_ok=True)
+        os.mkfifo(git_dir / where)
+    assert _note(root)["error"] == f"{error}: git not run, DVC experiments not read"
+    assert not no_git.exists()
+
+
+def test_a_ref_rewritten_in_place_with_its_mtime_put_back_changes_the_stamp(root: Path) -> None:
+    """Same inode, size and mtime (a copy tool that keeps times): the ctime still says the ref moved."""
+    from mlrepo.repo_index.readers.dvc_exps import DvcExpStore
+
+    project = root / "proj"
+    base = _git(project, "rev-parse", "HEAD")
+    ref = project / ".git" / "refs" / "exps" / base[:2] / base[2:] / "exp-lr01"
+    lr02 = _git(project, "rev-parse", f"refs/exps/{base[:2]}/{base[2:]}/exp-lr02")
+    store = DvcExpStore()
+    before, st = store.stamp(str(project / ".git")), ref.stat()
+    with open(ref, "r+") as f:  # in place: the same inode and size
+        f.write(lr02 + "\n")
+    os.utime(ref, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = ref.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (st.st_ino, st.st_size, st.st_mtime_ns)
+    assert store.stamp(str(project / ".git")) != before

@@ -4,6 +4,7 @@ committed as a git bundle), checked value by value; hostile refs and a git that 
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 from datetime import datetime, timezone
@@ -74,7 +75,6 @@ def test_prune_keeps_an_experiment_with_the_reason(project: Path) -> None:
            "updated_at": rec.updated_at, "name": rec.name}
     guards = Guards(str(project.parent), datetime.now(timezone.utc), Age(), {}, {}, {}, {})
     assert protection(row, guards) == DVC_EXPERIMENT.format(name="exp-lr01")
-    assert "`dvc exp remove exp-lr01`" in DVC_EXPERIMENT.format(name="exp-lr01")
 
 
 def _experiment_commit(project: Path, name: str, files: dict[str, bytes]) -> str:
@@ -133,6 +133,74 @@ def test_a_hanging_git_is_bounded_by_the_timeout(project: Path, tmp_path: Path) 
 
 
 def test_a_failing_git_says_why(tmp_path: Path) -> None:
-    (tmp_path / ".git").write_text("gitdir: /nonexistent\n")  # a worktree whose repository went
+    (tmp_path / ".git").mkdir()  # a repository folder emptied by hand: git does not take it for one
     [rec] = read_experiments(str(tmp_path))
     assert rec.errors[0].startswith("git for-each-ref failed: fatal:")
+
+
+def test_a_partial_clones_upload_pack_is_never_run(project: Path, tmp_path: Path) -> None:
+    """A missing object in a partial clone makes git fetch it from the promisor remote, running the repository's own
+    ``remote.origin.uploadpack``: ROOT is untrusted, so that command must never run."""
+    base = _git(project, "rev-parse", "HEAD")
+    ghost = project / ".git" / "refs" / "exps" / base[:2] / base[2:] / "exp-ghost"
+    ghost.write_text("1" * 40 + "\n")
+    marker = tmp_path / "ran"
+    for key, value in [("core.repositoryformatversion", "1"), ("extensions.partialClone", "origin"),
+                       ("remote.origin.url", str(project)), ("remote.origin.promisor", "true"),
+                       ("remote.origin.uploadpack", f"touch {marker}; git-upload-pack")]:
+        _git(project, "config", key, value)
+    subprocess.run(["git", "--git-dir", str(project / ".git"), "cat-file", "-e", "1" * 40], capture_output=True)
+    assert marker.exists()  # the repository is armed: plain git runs its command
+    marker.unlink()
+    found = _by_name(project)
+    assert not marker.exists()
+    assert found["exp-ghost"].errors == ["experiment exp-ghost: its commit 111111111111 is missing"]
+    assert found["exp-lr01"].params == EXPECTED["exp-lr01"][0]
+
+
+def test_a_file_name_with_a_line_break_is_that_experiments_error(project: Path) -> None:
+    """``cat-file --batch`` reads one name a line: "a\\nb" would be two requests, and every later answer would
+    belong to the wrong experiment."""
+    dvc_yaml = b'metrics: ["a\\nb", metrics.json]\n'
+    _experiment_commit(project, "exp-nl", {"dvc.yaml": dvc_yaml, "metrics.json": b'{"acc": 0.42}'})
+    found = _by_name(project)
+    assert found["exp-nl"].errors == ["'a\\nb' in experiment exp-nl: a file name with a line break, not read"]
+    assert {m.name: m.value for m in found["exp-nl"].metrics} == {"acc": 0.42}
+    for name, (params, metrics) in EXPECTED.items():  # every other experiment keeps its own values
+        assert (found[name].params, {m.name: m.value for m in found[name].metrics}) == (params, metrics)
+        assert found[name].errors == []
+
+
+def test_answers_that_do_not_pair_with_the_requests_are_one_message(project: Path, tmp_path: Path) -> None:
+    """A git whose ``--batch-check`` drops an answer (a stand-in for any shift): no row gets another's values."""
+    real = shutil.which("git")
+    short = tmp_path / "git"
+    short.write_text(f'#!/bin/sh\ncase "$*" in *--batch-check*) "{real}" "$@" | sed \'$d\';; '
+                     f'*) exec "{real}" "$@";; esac\n')
+    short.chmod(0o755)
+    [rec] = read_experiments(str(project), git=str(short))
+    assert rec.errors == ["git cat-file gave 2 answers to 3 requests: DVC experiments not read"]
+
+
+def test_a_commit_time_past_year_9999_costs_only_its_time(project: Path) -> None:
+    """A hand-made commit may say any time; one that ``datetime`` cannot hold must not sink the other experiments."""
+    base = _git(project, "rev-parse", "HEAD")
+    tree = _git(project, "rev-parse", "HEAD^{tree}")
+    raw = (f"tree {tree}\nparent {base}\nauthor t <t@example.com> 99999999999999 +0000\n"
+           f"committer t <t@example.com> 99999999999999 +0000\n\nfar future\n").encode()
+    commit = _git(project, "hash-object", "-w", "-t", "commit", "--literally", "--stdin", stdin=raw)
+    _git(project, "update-ref", f"refs/exps/{base[:2]}/{base[2:]}/exp-future", commit)
+    found = _by_name(project)
+    assert found["exp-future"].errors == [] and found["exp-future"].created_at is None
+    assert found["exp-future"].params == EXPECTED["exp-lr01"][0] | {"train.lr": 0.05}  # the baseline's tree
+    for name, (params, metrics) in EXPECTED.items():
+        assert (found[name].params, {m.name: m.value for m in found[name].metrics}) == (params, metrics)
+
+
+def test_exactly_the_limit_of_experiments_has_no_note_and_one_more_has(project: Path) -> None:
+    """The fixture's three experiments under a limit of three: all read, no note; under two: the note says so."""
+    at_limit = read_experiments(str(project), limit=3)
+    assert sorted(r.name for r in at_limit) == sorted(EXPECTED) and all(r.errors == [] for r in at_limit)
+    over = read_experiments(str(project), limit=2)
+    assert [r.name for r in over] == ["exp-lr01", "exp-lr02"]
+    assert over[-1].errors == ["only the first 2 of 3 experiments (by name) are indexed"]
