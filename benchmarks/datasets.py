@@ -56,9 +56,19 @@ def _reuse_or_clear(root: str, stamp_path: str, want: dict) -> dict | None:
     return None
 
 
-def _write_stamp(stamp_path: str, stamp: dict) -> None:
+def _publish(tmp: str, root: str, count: int, n_models: int) -> None:
+    """The tree written at ``tmp`` becomes ``root``, once it holds the models asked for."""
+    if count != n_models:
+        raise SystemExit(f"wrote {count} models, expected {n_models}")
+    os.rename(tmp, root)
+
+
+def _write_stamp(stamp_path: str, want: dict, seconds: float) -> dict:
+    """The stamp of a tree generated as ``want`` asks, written beside it: what the next run reuses it by."""
+    stamp = {**want, "generated_in_s": round(seconds, 2), "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     with open(stamp_path, "w", encoding="utf-8") as fh:
         json.dump(stamp, fh, indent=2)
+    return stamp
 
 
 def cascade_repo(n_models: int, log=print) -> tuple[str, dict]:
@@ -82,11 +92,8 @@ def cascade_repo(n_models: int, log=print) -> tuple[str, dict]:
     start = time.perf_counter()
     count = write_demo(tmp, spec)
     seconds = time.perf_counter() - start
-    if count != n_models:
-        raise SystemExit(f"write_demo wrote {count} models, expected {n_models}")
-    os.rename(tmp, root)
-    stamp = {**want, "generated_in_s": round(seconds, 2), "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    _write_stamp(stamp_path, stamp)
+    _publish(tmp, root, count, n_models)
+    stamp = _write_stamp(stamp_path, want, seconds)
     log(f"  generated {n_models} models in {seconds:.1f} s")
     return root, stamp
 
@@ -131,11 +138,8 @@ def mixed_repo(n_models: int, log=print) -> tuple[str, dict]:
     count += _lightning_versions(os.path.join(tmp, "lightning"), tenth, rng)
     count += _hf_checkpoints(os.path.join(tmp, "hf"), tenth, rng)
     seconds = time.perf_counter() - start
-    if count != n_models:
-        raise SystemExit(f"wrote {count} models, expected {n_models}")
-    os.rename(tmp, root)
-    stamp = {**want, "generated_in_s": round(seconds, 2), "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    _write_stamp(stamp_path, stamp)
+    _publish(tmp, root, count, n_models)
+    stamp = _write_stamp(stamp_path, want, seconds)
     log(f"  generated {n_models} models in {seconds:.1f} s")
     return root, stamp
 
@@ -230,7 +234,6 @@ def mlflow_store(n_runs: int, python: str, log=print) -> tuple[str, dict]:
     subprocess.run([python, os.path.join(HERE, "make_mlflow_store.py"), root, str(n_runs)],
                    check=True, env=mlflow_env(), cwd=DATA)
     seconds = time.perf_counter() - start
-    stamp = {**want, "generated_in_s": round(seconds, 2), "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    _write_stamp(stamp_path, stamp)
+    stamp = _write_stamp(stamp_path, want, seconds)
     log(f"  generated {n_runs} MLflow runs in {seconds:.1f} s")
     return root, stamp
