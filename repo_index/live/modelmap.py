@@ -78,6 +78,11 @@ class ModelMap:
         """An archived/trashed model from mlrepo's ledger: its folder is not there."""
         return model.store is not None and model.store not in self.stores
 
+    def ledger_rels(self) -> list[str]:
+        """The models known only from the ledger (archived/trashed), by rel."""
+        with self.lock:
+            return [rel for rel, model in self.models.items() if self.is_ledger_row(model)]
+
     def known_under(self, rel: str) -> list[str]:
         with self.lock:
             if not rel:

@@ -179,11 +179,10 @@ class Reconciler:
         """Archived/trashed models whose folder is back (``restore`` renames it in, then drops the ledger entry) are
         read in this round: the model changes status under its id, and is never seen gone while its folder's own
         key waits (a busy machine can hold that key past the ledger's)."""
-        with self.known.lock:
-            back = [rel for rel, m in self.known.models.items()
-                    if self.known.is_ledger_row(m) and rel not in work.upserts]
         now = time.monotonic()
-        for rel in back:
+        for rel in self.known.ledger_rels():
+            if rel in work.upserts:
+                continue
             path = self.abs(rel)
             names = listdir(path) if is_dir(path) else None
             reader = self._claim(rel, names) if names is not None else None
@@ -319,7 +318,7 @@ class Reconciler:
         new = apply_changes(old, list(work.upserts.values()), work.removed, store_of)
         if work.ledger or work.removed or any(rel not in known.models for rel in work.upserts):
             new = self._with_ledger(new)
-            before_ledger = {r for r, m in known.models.items() if known.is_ledger_row(m)}
+            before_ledger = set(known.ledger_rels())
             after_ledger = set(new.raw.filter(pl.col("_store").is_not_null() & ~pl.col("_store").is_in(
                 list(known.stores)))["_rel"].to_list())
             work.removed |= before_ledger  # so both sides of the diff below see the ledger rows
