@@ -9,6 +9,7 @@ cache; a cache that does not load (damaged, a FIFO in its place...) is simply re
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import asdict
 
@@ -59,7 +60,7 @@ class Cache:
     def load_table(self) -> tuple[pl.DataFrame, dict[str, MetricInfo], dict] | None:
         """The cached table, its metrics and the state beside it; None when there is no usable cache."""
         try:
-            state = orjson.loads(read_bytes(self.state_path))  # regular files only, never blocking on a FIFO
+            state = _loads(read_bytes(self.state_path))  # regular files only, never blocking on a FIFO
             if not isinstance(state, dict) or state.get("version") != CACHE_VERSION or state.get("root") != self.root:
                 return None
             fd = open_regular(self.table_path)
@@ -94,7 +95,11 @@ class Cache:
 
     def save(self, frame: pl.DataFrame, skeleton: dict[str, int], stores: dict[str, tuple[int, list[str]]],
              info: dict[str, MetricInfo]) -> bool:
-        """Write the cache; False (and no error) when the disk refuses, the index still works without it."""
+        """Write the cache; False (and no error) when the disk refuses, the index still works without it. A folder
+        whose name is not UTF-8 is kept in the table under an escaped name, which revalidation cannot match to the
+        disk: such a tree is not cached (read afresh each time, never missing a model)."""
+        if not all(map(_utf8, [*skeleton, *stores, *(m for _, models in stores.values() for m in models)])):
+            return False
         state = {
             "version": CACHE_VERSION,
             "root": self.root,
@@ -105,7 +110,27 @@ class Cache:
         try:
             os.makedirs(self.dir, exist_ok=True)
             atomic_write(self.table_path, lambda fh: frame.write_ipc(fh, compression="uncompressed"))
-            atomic_write(self.state_path, lambda fh: fh.write(orjson.dumps(state)))
+            atomic_write(self.state_path, lambda fh: fh.write(_dumps(state)))
         except OSError:
             return False
         return True
+
+
+def _utf8(name: str) -> bool:
+    return name.isascii() or not any("\udc80" <= c <= "\udcff" for c in name)
+
+
+def _dumps(state: dict) -> bytes:
+    """orjson, or for a root whose name is not UTF-8 (orjson refuses its surrogate escapes) the standard library's
+    JSON, which writes them as ``\\udcXX`` and reads them back as they were."""
+    try:
+        return orjson.dumps(state)
+    except TypeError:
+        return json.dumps(state).encode("ascii")
+
+
+def _loads(raw: bytes) -> object:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)

@@ -94,3 +94,17 @@ def test_read_only_root_caches_elsewhere(copy_fixture, tmp_path, monkeypatch):
     finally:
         os.chmod(root, 0o755)
 
+
+
+def test_names_that_are_not_utf8_keep_the_cache_and_the_listing(tmp_path, cli):
+    """A root whose name is not UTF-8 (orjson refuses it) is listed and cached; a folder inside with such a name is
+    listed every time (its tree is read afresh: the table keeps the name escaped, which no cache can match)."""
+    root = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9"))
+    shutil.copytree(CASCADE_018, root)
+    first = cli("ls", root, "--format", "csv")
+    assert first.code == 0 and first.out.count("\n") == 15 and "Traceback" not in first.err
+    assert mlrepo.open_index(root).stats.read == 0  # the cache written by the command is used
+    assert cli("ls", root, "--format", "csv").out == first.out
+    os.rename(root / "vision", Path(os.fsdecode(bytes(root) + b"/vis\xefon")))
+    lists = [cli("ls", root, "--format", "csv", "--columns", "path,error") for _ in range(2)]
+    assert lists[0].out == lists[1].out and lists[0].out.count("\n") == 15 and lists[0].code == 0

@@ -19,7 +19,7 @@ from pathlib import Path
 import orjson
 import pytest
 from mlrepo.commands.cli.watch_socket import socket_path
-from treeutil import CASCADE_018, mlrepo
+from treeutil import CASCADE_018, age, mlrepo
 
 META = CASCADE_018 / "tabular" / "rf_baseline" / "00001" / "meta.json"
 CASES = [
@@ -86,6 +86,35 @@ def test_answers_are_what_the_disk_gives(watched):
     for case in CASES:
         asked, read = both(watch, *case)
         assert asked == read and asked[0] == 0 and asked[1], case
+    merged = [subprocess.run([sys.executable, "-m", "mlrepo", "best", str(watch.root), "--metric", "metrics.accuracy"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**watch.env, "MLREPO_WATCH": mode},
+                             timeout=60).stdout for mode in ("require", "off")]
+    assert merged[0] == merged[1] and merged[0].startswith(b"ranked by")  # the note comes first, as it is said
+
+
+def test_a_stopped_watch_is_not_waited_for(watched):
+    """Ctrl-Z on the watch: its socket still takes connections, the question is not waited for."""
+    watch = watched()
+    watch.proc.send_signal(signal.SIGSTOP)
+    try:
+        asked = mlrepo("ls", watch.root, "--format", "csv", env={**watch.env, "MLREPO_WATCH": "require"}, timeout=20)
+        assert asked.code == 1 and "the watch did not answer in time (stopped, or busy)" in asked.err
+        auto = mlrepo("ls", watch.root, "--format", "csv", env=watch.env, timeout=20)
+        assert auto.code == 0 and auto.out.count("\n") == 15
+    finally:
+        watch.proc.send_signal(signal.SIGCONT)
+    asked, read = both(watch, "ls", "--format", "csv")
+    assert asked == read and asked[0] == 0
+
+
+def test_a_root_whose_name_is_not_utf8_reads_the_disk(watched, tmp_path):
+    root = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9"))
+    shutil.copytree(CASCADE_018, root)
+    watch = watched(root)
+    auto = mlrepo("ls", root, "--format", "csv", env=watch.env)
+    assert auto.code == 0 and auto.out.count("\n") == 15
+    asked = mlrepo("ls", root, "--format", "csv", env={**watch.env, "MLREPO_WATCH": "require"})
+    assert asked.code == 1 and "not UTF-8" in asked.err
 
 
 def save(folder: Path, accuracy: float) -> None:
@@ -96,12 +125,17 @@ def save(folder: Path, accuracy: float) -> None:
     os.replace(folder / ".meta.json.tmp", folder / "meta.json")
 
 
-def test_every_change_made_before_the_question_is_in_the_answer(watched):
+def test_every_change_made_before_the_question_is_in_the_answer(watched, copy_fixture):
     """Debounce 60 s: without the sync none of these changes would be read yet when the question comes."""
-    watch = watched(None, "--debounce", "60")
-    root = watch.root
+    root = copy_fixture(CASCADE_018, "repo")
+    age(root)  # old enough to archive
+    watch = watched(root, "--debounce", "60")
     model = root / "tabular" / "rf_baseline" / "00001"
+    env = {**watch.env, "MLREPO_WATCH": "off"}
     changes = [
+        lambda: mlrepo("pin", root, "tabular/rf_baseline/00000", env=env),  # pins.json: no event is routed
+        lambda: mlrepo("archive", root, "tabular/rf_baseline/00002", "--yes", env=env),
+        lambda: [p.unlink() for p in (root / ".mlrepo" / "archive").rglob("*.tar.zst")],  # its archive is lost
         lambda: save(model, 0.987),  # a metric changes
         lambda: save(root / "tabular" / "rf_baseline" / "00042", 0.5),  # a model is saved
         lambda: save(root / "vision" / "new_line" / "deep" / "00000", 0.25),  # in folders made just now
@@ -116,10 +150,14 @@ def test_every_change_made_before_the_question_is_in_the_answer(watched):
         assert asked == read and asked[0] == 0, n
         rows = {r["path"]: r for r in map(json.loads, asked[1].splitlines())}
         if n == 0:
+            assert "pinned" in rows[str(root / "tabular" / "rf_baseline" / "00000")]["tags"]
+        if n == 2:
+            assert rows[str(root / "tabular" / "rf_baseline" / "00002")]["error"]
+        if n == 3:
             assert rows[str(model)]["metrics.accuracy"] == 0.987
-        if n == 4:
+        if n == 7:
             assert rows[str(model)]["error"]
-        if n == 6:
+        if n == 9:
             assert not any("/vision/" in p for p in rows) and any("/vision_renamed/" in p for p in rows)
 
 
@@ -207,7 +245,9 @@ def test_odd_questions_get_a_refusal_and_the_watch_goes_on(watched):
             conn.connect(path)
             conn.sendall(request)
             conn.shutdown(socket.SHUT_WR)
-            reply = orjson.loads(conn.makefile("rb").readline())
+            answer = conn.makefile("rb")
+            assert answer.read(1) == b"+"  # taken at once
+            reply = orjson.loads(answer.readline())
         assert reply["ok"] is False and why in reply["why"]
     asked, read = both(watch, "ls", "--format", "csv")
     assert asked == read and asked[0] == 0

@@ -31,7 +31,7 @@ def _names_path(root: str) -> str:
 def save_names(root: str, columns: list[str], metrics: list[str], ids: list[str]) -> None:
     """Write the names a TAB offers for ``root``; a disk that refuses costs only the completion."""
     path = _names_path(root)
-    data = orjson.dumps({"version": VERSION, "root": root, "columns": columns, "metrics": metrics, "ids": ids})
+    data = orjson.dumps({"version": VERSION, "root": _key(root), "columns": columns, "metrics": metrics, "ids": ids})
     try:
         with open(path, "rb") as fh:
             if fh.read() == data:
@@ -51,7 +51,12 @@ def load_names(root: str) -> dict[str, Any]:
             data = orjson.loads(fh.read())
     except (OSError, orjson.JSONDecodeError):
         return {}
-    return data if isinstance(data, dict) and data.get("version") == VERSION and data.get("root") == root else {}
+    return data if isinstance(data, dict) and data.get("version") == VERSION and data.get("root") == _key(root) else {}
+
+
+def _key(root: str) -> str:
+    """The root as the file records it: its bytes in hex, since a name that is not UTF-8 is no JSON string."""
+    return root.encode("utf-8", "surrogateescape").hex()
 
 
 def _root_of(ctx: click.Context) -> str:

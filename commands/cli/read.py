@@ -92,10 +92,13 @@ def _answered(command: Command, given: str | None, yes: bool, params: dict[str, 
     answer = ask(os.path.abspath(os.path.expanduser(root.path)), command, params)
     if answer is None:
         return False
-    sys.stdout.buffer.write(answer.stdout)
-    sys.stdout.flush()
-    for line in answer.notes:
-        note(line)
+    done = 0
+    for at, line in (*answer.notes, (len(answer.stdout), None)):
+        sys.stdout.buffer.write(answer.stdout[done:at])
+        sys.stdout.flush()
+        done = max(done, at)
+        if line is not None:
+            note(line)
     return True
 
 
@@ -103,9 +106,9 @@ def answer(idx: Index, command: Command, params: dict[str, Any]) -> Answer:
     """What ``command`` with ``params`` prints for ``idx``: a watch's answer to another mlrepo process."""
     from mlrepo.commands.cli.watch_socket import Answer
 
-    out, notes = io.BytesIO(), list[str]()
+    out, notes = io.BytesIO(), list[tuple[int, str]]()
     render: Callable[..., None] = list_models if command == "ls" else best_models
-    render(idx, **params, out=out, said=notes.append)
+    render(idx, **params, out=out, said=lambda text: notes.append((out.tell(), text)))
     return Answer(out.getvalue(), tuple(notes))
 
 

@@ -49,7 +49,7 @@ def watch(root: str | None, yes: bool, polling: bool, interval: float, debounce:
         index = live.start()
         why = cookies or ("it does not use inotify" if live.mode != "inotify" else None)
         if why is None:
-            why = "its first sync did not finish" if live.sync(timeout=600) is None else None
+            why = "its first sync did not finish" if live.sync(timeout=600, cancel=stop) is None else None
         if why is None:
             answering = Answering(live.root, _root_id(live.root), lambda cmd, params: _answer(live, cmd, params))
             why = answering.start()
@@ -77,17 +77,32 @@ def watch(root: str | None, yes: bool, polling: bool, interval: float, debounce:
 def _cookie_folder(root: str) -> str | None:
     """Make ``<root>/.mlrepo/``, where ``LiveIndex.sync`` writes its cookies; why it cannot be, or None. A root whose
     state lives outside it (an MLflow file store) gets nothing written: its watch does not answer."""
+    from mlrepo.repo_index.live import COOKIE_PREFIX
     from mlrepo.repo_index.state import STATE_DIR, StateError, checked_dir, state_dir
 
     if not os.path.isdir(root):
         return None  # said by the live index itself
-    if state_dir(root) != os.path.join(root, STATE_DIR):
-        return "an MLflow file store keeps mlrepo's state outside it"
+    if state_dir(root) != os.path.join(root, STATE_DIR) or os.path.basename(root) == "mlruns":
+        return "an MLflow file store keeps mlrepo's state outside it"  # an empty mlruns/ may become one
     try:
-        checked_dir(root)
+        state = checked_dir(root)
+        for name in os.listdir(state):  # cookies of a watch that was killed while it waited for one
+            pid = name.removeprefix(COOKIE_PREFIX).partition("-")[0]
+            if name.startswith(COOKIE_PREFIX) and pid.isdigit() and not _alive(int(pid)):
+                os.unlink(os.path.join(state, name))
     except (StateError, OSError) as exc:
         return str(exc)
     return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def _root_id(root: str) -> tuple[int, int]:

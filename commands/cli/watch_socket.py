@@ -37,6 +37,8 @@ Command = Literal["ls", "best"]
 MAX_REQUEST = 64 * 1024
 #: how long an asking command waits for the answer (a sync after a large copy can take seconds)
 ANSWER_TIMEOUT = 30.0
+ACCEPT_TIMEOUT = 1.0  # the watch takes a question at once, or it is not asked (stopped, busy with another)
+ACCEPTED = b"+"
 IO_TIMEOUT = 5.0  # the watch's side: a client that neither asks nor reads is dropped after this
 _PEERCRED = struct.Struct("3i")  # pid, uid, gid
 FAILED = "the command failed"  # the watch's word for a command that raised: its error is the disk path's to give
@@ -44,11 +46,11 @@ FAILED = "the command failed"  # the watch's word for a command that raised: its
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """What the command would have written: its stdout, and its notes for stderr (``-q`` applies on the asking
-    side)."""
+    """What the command would have written: its stdout, and its notes for stderr, each with the length of stdout
+    when it was said, so that both streams keep their order (``-q`` applies on the asking side)."""
 
     stdout: bytes
-    notes: tuple[str, ...]
+    notes: tuple[tuple[int, str], ...]
 
 
 def policy() -> Policy:
@@ -59,8 +61,10 @@ def policy() -> Policy:
 
 
 def _identity() -> str:
-    """Which mlrepo this is: a watch from another install or version never answers."""
-    return f"{__version__} {os.path.dirname(os.path.abspath(__file__))}"
+    """Which mlrepo this is, and what else shapes its output (polars' and rich's settings from the environment):
+    a watch that would print differently never answers."""
+    shaping = sorted((k, v) for k, v in os.environ.items() if k.startswith(("POLARS_", "TTY_", "RICH_")))
+    return f"{__version__} {os.path.dirname(os.path.abspath(__file__))} {shaping}"
 
 
 def socket_path(root: str, create: bool = False) -> str | None:
@@ -112,6 +116,8 @@ def ask(root: str, command: Command, params: dict[str, Any]) -> Answer | None:
         return None
     if sys.stdout.isatty() or os.environ.get("FORCE_COLOR"):
         answer, why = None, "stdout is a terminal (or colour is forced): only scripts' output is answered"
+    elif (sys.stdout.encoding or "").lower().replace("-", "") != "utf8":
+        answer, why = None, f"stdout's encoding is {sys.stdout.encoding}, not UTF-8"
     else:
         answer, why = _exchange(root, command, params)
     if answer is None and wanted == "require" and why != FAILED:  # a failing command gives its own error below
@@ -127,14 +133,22 @@ def _exchange(root: str, command: Command, params: dict[str, Any]) -> tuple[Answ
         st = os.stat(root)
         request = orjson.dumps({"mlrepo": _identity(), "root": root, "root_id": [st.st_dev, st.st_ino],
                                 "command": command, "params": params})
+    except (OSError, TypeError):  # TypeError: a name that is not UTF-8 (orjson takes no surrogates)
+        return None, "the root or an option is not UTF-8 text"
+    try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            conn.settimeout(ANSWER_TIMEOUT)
+            conn.settimeout(ACCEPT_TIMEOUT)
             conn.connect(path)
             if not _same_user(conn):
                 return None, "the socket is served by another user"
+            if conn.recv(1) != ACCEPTED:  # a watch stopped with Ctrl-Z still takes connections: not waited for
+                return None, "the watch did not take the question"
+            conn.settimeout(ANSWER_TIMEOUT)
             conn.sendall(request)
             conn.shutdown(socket.SHUT_WR)
             reply = _read_all(conn, 1 << 40)
+    except TimeoutError:
+        return None, "the watch did not answer in time (stopped, or busy)"
     except OSError as exc:
         gone = exc.errno in (errno.ENOENT, errno.ECONNREFUSED)
         return None, "no watch runs for this root" if gone else f"cannot reach the watch: {exc.strerror or exc}"
@@ -145,7 +159,7 @@ def _exchange(root: str, command: Command, params: dict[str, Any]) -> tuple[Answ
             return None, str(header["why"])
         if header["stdout"] != len(body):
             raise ValueError("cut")
-        return Answer(body, tuple(str(n) for n in header["notes"])), ""
+        return Answer(body, tuple((int(at), str(text)) for at, text in header["notes"])), ""
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         return None, "the watch's answer was cut or garbled"
 
@@ -222,6 +236,7 @@ class Answering:
                 try:
                     conn.settimeout(IO_TIMEOUT)
                     if _same_user(conn):
+                        conn.sendall(ACCEPTED)
                         conn.sendall(self._reply(_read_all(conn, MAX_REQUEST)))
                 except (OSError, ValueError):
                     continue  # that client is gone or misbehaved: the next one is served
@@ -239,7 +254,7 @@ class Answering:
                 if answer is not None:
                     self.answered += 1
                     return orjson.dumps({"ok": True, "stdout": len(answer.stdout),
-                                         "notes": list(answer.notes)}) + b"\n" + answer.stdout
+                                         "notes": [list(n) for n in answer.notes]}) + b"\n" + answer.stdout
                 why = "the watch cannot promise a fresh answer (see `mlrepo watch`'s messages)"
         except Exception:  # noqa: BLE001 - whatever went wrong, the asking command reads the disk itself
             pass

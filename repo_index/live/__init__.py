@@ -10,12 +10,12 @@ time, the way toolong splits its watchers: each part in a module named for what 
 
 from mlrepo.repo_index.live.events import ChangeBatch, ChangeEvent
 from mlrepo.repo_index.live.live_index import LiveIndex
-from mlrepo.repo_index.live.routing import LEDGER_REL
+from mlrepo.repo_index.live.routing import COOKIE_PREFIX, LEDGER_REL
 from mlrepo.repo_index.live.watchers import (
            POLL_FOLDERS_PER_SECOND,
            filesystem_type,
            max_user_watches,
 )
 
-__all__ = ["LEDGER_REL", "POLL_FOLDERS_PER_SECOND", "ChangeBatch", "ChangeEvent", "LiveIndex", "filesystem_type",
+__all__ = ["COOKIE_PREFIX", "LEDGER_REL", "POLL_FOLDERS_PER_SECOND", "ChangeBatch", "ChangeEvent", "LiveIndex", "filesystem_type",
            "max_user_watches"]

@@ -41,13 +41,15 @@ from mlrepo.repo_index.live.modelmap import ModelMap
 from mlrepo.repo_index.live.reconcile import Reconciler
 from mlrepo.repo_index.live.relpaths import is_dir
 from mlrepo.repo_index.live.routing import COOKIE_PREFIX, Change, Router
-from mlrepo.repo_index.live.watchers import Mode, ObserverKind, Watcher
+from mlrepo.repo_index.live.watchers import Mode, ObserverKind, Watcher, foreign_mount
+from mlrepo.repo_index.pins import PINS
 from mlrepo.repo_index.readers import (
     Reader,
     StoreReader,
     default_readers,
     default_store_readers,
 )
+from mlrepo.repo_index.archived import LEDGER
 from mlrepo.repo_index.state import STATE_DIR, state_dir
 
 log = logging.getLogger("mlrepo.live")
@@ -102,6 +104,7 @@ class LiveIndex:
         self._root_id: tuple[int, int] | None = None
         self._cookies = 0  # sync cookies written
         self._gap_closed = False  # a resync has covered the changes made between the first scan and the watch
+        self._failed_rounds = 0
         self._stopping = threading.Event()
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -213,7 +216,7 @@ class LiveIndex:
             time.sleep(0.005)
         return False
 
-    def sync(self, timeout: float = 10.0) -> Index | None:
+    def sync(self, timeout: float = 10.0, cancel: threading.Event | None = None) -> Index | None:
         """The index with every change made on the disk before this call applied, or None when that cannot be
         promised (the caller then reads the disk itself).
 
@@ -223,35 +226,47 @@ class LiveIndex:
         for quiet, and metadata caught half-written is reported as it is, as a fresh read would. The first sync also
         revalidates the whole tree, for the changes made between the first scan and the start of the watch.
 
-        Only inotify keeps that order, and only for the folders it watches: polling, a stopped index, a folder left
-        unwatched (the watch limit), a root whose state folder is outside it (an MLflow file store) or a cookie that
-        cannot be written give None."""
+        Pins and the ledger of archived/trashed models also depend on files inotify does not report here (the
+        user's trash, an archive folder elsewhere): when there are any, they are merged afresh, as a fresh read does.
+
+        Only inotify keeps that order, and only for the folders it watches on local file systems: polling, a stopped
+        index, a folder left unwatched (the watch limit), a network or FUSE mount inside the tree, a failed round, a
+        root whose state folder is outside it (an MLflow file store) or a cookie that cannot be written give None;
+        so does ``cancel`` being set."""
         deadline = time.monotonic() + timeout
-        if not self.running or self.error or self.mode != "inotify":
+        if not self.running or self.error or self.mode != "inotify" or foreign_mount(self.root) is not None:
             return None
+        failed = self._failed_rounds
         if not self._gap_closed:
             self._router.request_resync("the first sync")
             self._gap_closed = True
-        mark = self._cookie(deadline)
+        state = os.path.join(self.root, STATE_DIR)
+        if os.path.exists(os.path.join(state, PINS)) or _has_entries(os.path.join(state, LEDGER)):
+            self._router.touch_ledger()
+        mark = self._cookie(deadline, cancel)
         if mark is None:
             return None
         self._reconciler.settled_before = max(self._reconciler.settled_before, mark)
         while not self._router.drained(mark):
-            if time.monotonic() > deadline or self._stopping.is_set():
+            if time.monotonic() > deadline or self._stopping.is_set() or (cancel is not None and cancel.is_set()):
                 return None
             self._router.hurry()
             with self._router.wake:
                 self._router.wake.wait(0.05)
         # the folders this sync found were watched (or refused) before the cookie's event was read
-        if self.mode != "inotify" or self.error or not self._watcher.all_watched():
+        if self.mode != "inotify" or self.error or failed != self._failed_rounds or not self._watcher.all_watched():
             return None
         return self.index
 
-    def _cookie(self, deadline: float) -> float | None:
+    def _cookie(self, deadline: float, cancel: threading.Event | None) -> float | None:
         """Write a cookie into ``<root>/.mlrepo/`` (through a descriptor of that very folder: never a symlink's
         target) and wait for its event; the time it was seen, or None."""
         state = os.path.join(self.root, STATE_DIR)
         if state_dir(self.root) != state:
+            return None
+        try:
+            folder = os.open(state, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
             return None
         self._cookies += 1
         name = f"{COOKIE_PREFIX}{os.getpid()}-{self._cookies}"
@@ -259,14 +274,13 @@ class LiveIndex:
         with self._router.wake:
             self._router.cookies[name] = seen
         try:
-            folder = os.open(state, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError:
-            return None
-        try:
             os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
                              dir_fd=folder))
             try:
-                return time.monotonic() if seen.wait(max(0.0, deadline - time.monotonic())) else None
+                while not seen.wait(0.1):
+                    if time.monotonic() > deadline or (cancel is not None and cancel.is_set()):
+                        return None
+                return time.monotonic()
             finally:
                 os.unlink(name, dir_fd=folder)
         except OSError:
@@ -302,6 +316,7 @@ class LiveIndex:
                     return
                 self._round()
             except Exception as exc:  # noqa: BLE001 - keep watching; say what went wrong
+                self._failed_rounds += 1  # the keys it took are lost: no sync may promise freshness over them
                 log.exception("mlrepo live: processing failed")
                 self._warn(f"live index: {type(exc).__name__}: {exc}")
 
@@ -393,3 +408,11 @@ class LiveIndex:
         else:
             self.stats["saves"] += 1
         return ok
+
+
+def _has_entries(folder: str) -> bool:
+    try:
+        with os.scandir(folder) as entries:
+            return next(entries, None) is not None
+    except OSError:
+        return False

@@ -38,6 +38,7 @@ class ModelMap:
         self.deferred: set[str] = set()  # new models held back until their metadata parses
         self.dirty = False  # the cache is behind the table
         self.n_dirs = 0  # folders in the tree (what inotify has to watch)
+        self.grown = 0  # counts the changes that brought folders the watch may not follow yet
 
     def load(self, index: Index) -> None:
         raw = index.raw
@@ -117,6 +118,8 @@ class ModelMap:
                     self.models[rel] = model
                     self._link(rel, model)
                     self.n_dirs += len(model.dirs)
+                    if gone is None or gone.dirs != model.dirs:
+                        self.grown += 1
             if len(touched) > 64:
                 self.sorted = sorted(self.models)
             else:

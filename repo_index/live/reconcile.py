@@ -255,6 +255,7 @@ class Reconciler:
         with known.lock:
             known.drop_under(rel)
             for srel, mtime in result.skeleton.items():
+                known.grown += join(rel, srel) not in known.skeleton
                 known.skeleton[join(rel, srel)] = mtime
             for srel in [s for s in known.stores if under(s, rel)]:
                 del known.stores[srel]

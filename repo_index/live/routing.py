@@ -194,6 +194,12 @@ class Router:
                 pend.due = min(pend.due, time.monotonic())
             self.wake.notify_all()
 
+    def touch_ledger(self) -> None:
+        """Merge the ledger and the pins afresh in the next round (``sync``: what they name may have changed where
+        no event reaches the live index)."""
+        with self.wake:
+            self._touch("ledger", "", time.monotonic(), quiet=0.0)
+
     def done(self) -> None:
         """The worker finished the keys it took (``sync`` waits for this)."""
         with self.wake:

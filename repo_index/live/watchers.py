@@ -74,6 +74,34 @@ def filesystem_type(path: str) -> str | None:
     return fstype
 
 
+#: File systems on which inotify sees every change to the tree (a sync's promise rests on it; see ``foreign_mount``)
+LOCAL_FS = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "zfs", "f2fs", "jfs", "reiserfs", "bcachefs",
+                      "overlay", "ramfs", "nilfs2"})
+
+
+def foreign_mount(root: str) -> str | None:
+    """A mount at or under ``root`` whose changes inotify may not see (anything but ``LOCAL_FS``: NFS, sshfs, a
+    FUSE or VM share mounted inside the tree), as ``path (type)``; None when all of it is local."""
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return root
+    real = os.path.realpath(root)
+    own = filesystem_type(root)
+    if own not in LOCAL_FS:
+        return f"{real} ({own or 'unknown'})"
+    for line in lines:
+        left, _, right = line.partition(" - ")
+        fields = left.split()
+        if len(fields) < 5 or not right:
+            continue
+        mount = fields[4].replace("\\040", " ")
+        if mount.startswith(real.rstrip("/") + "/") and right.split()[0] not in LOCAL_FS:
+            return f"{mount} ({right.split()[0]})"
+    return None
+
+
 def max_user_watches() -> int | None:
     try:
         with open("/proc/sys/fs/inotify/max_user_watches", encoding="ascii") as fh:
@@ -154,7 +182,7 @@ class Watcher:
         self._observer: BaseObserver | None = None
         self._overflow = _OverflowWatch(request_resync)
         self._checking = threading.Lock()  # the saver thread and ``LiveIndex.sync`` both check
-        self._all_watched_at = 0  # the folder count when every folder was last found watched
+        self._all_watched_at = -1  # ``known.grown`` when every folder was last found watched
 
     def poll_every(self) -> float:
         """Seconds between polls: ``poll_interval``, or longer for a tree whose snapshot takes long."""
@@ -250,14 +278,14 @@ class Watcher:
 
     def all_watched(self) -> bool:
         """Is every known folder watched (no slack: a promise of freshness rests on it)? Counted again only when
-        the tree grew since the last count that found them all (~8 us a watch)."""
+        folders came since the last count that found them all (~8 us a watch)."""
         with self.known.lock:
-            n_dirs = self.known.n_dirs
-        if n_dirs <= self._all_watched_at:
+            grown = self.known.grown
+        if grown == self._all_watched_at:
             return True
         if self.unwatched(exact=True) != 0:
             return False
-        self._all_watched_at = n_dirs
+        self._all_watched_at = grown
         return True
 
     def check(self) -> None:
