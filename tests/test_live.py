@@ -471,6 +471,7 @@ root, extra, later = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 import mlrepo
 from mlrepo.repo_index.live import LiveIndex, watchers
 mlrepo.open_index(root)  # the cache folder exists before the folders are counted
+os.mkdir(os.path.join(root, ".mlrepo"))  # where a sync writes its cookie
 folders = 1 + sum(len(dirs) for _, dirs, _ in os.walk(root))
 with open("/proc/sys/user/max_inotify_watches", "w") as fh:
     fh.write(str(folders + extra))
@@ -480,8 +481,11 @@ live = LiveIndex(root, on_warning=said.append, on_change=lambda b: any(e.event =
                  and added.set(), poll_interval=0.2, save_interval=0.2)
 live.start()
 mode = live.mode
+synced = []
 if later == "copy":  # more folders than the limit leaves room for, made while inotify runs
+    synced.append(live.sync() is not None)
     shutil.copytree(os.path.join(root, "tabular"), os.path.join(root, "tabular_copy"))
+    synced.append(live.sync() is not None)  # no promise of freshness with folders unwatched
     deadline = time.monotonic() + 20
     while live.mode != "polling" and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -491,7 +495,7 @@ else:  # a model saved while polling
                 os.path.join(root, "tabular", "rf_baseline", "00009", "meta.json"))
 seen = added.wait(20)
 live.stop()
-print(json.dumps({"start": mode, "end": live.mode, "said": said, "added": seen}))
+print(json.dumps({"start": mode, "end": live.mode, "said": said, "added": seen, "synced": synced}))
 """
 
 
@@ -530,3 +534,4 @@ def test_new_folders_past_a_real_watch_limit_switch_to_polling(copy_fixture):
     (warning,) = out["said"]
     assert "inotify stopped following new folders" in warning and "polling every" in warning
     assert out["added"]
+    assert out["synced"] == [True, False]  # a sync answered before the copy, and refused to after it

@@ -62,10 +62,11 @@ def write(frame: pl.DataFrame, fmt: str, out: BinaryIO | None = None, title: str
     stream = out or sys.stdout.buffer
     if fmt == "table":
         if out is None:
-            console = stdout_console()
-        else:
-            console = Console(file=io.TextIOWrapper(stream, encoding="utf-8", write_through=True), width=100_000)
-        console.print(rich_table(frame, title))
+            stdout_console().print(rich_table(frame, title))
+            return
+        text = io.TextIOWrapper(stream, encoding="utf-8", write_through=True)
+        Console(file=text, width=100_000, color_system=None, force_terminal=False).print(rich_table(frame, title))
+        text.detach()  # ``out`` stays open for its owner
         return
     if fmt == "csv":
         stream.write(visible_frame(_flat(frame)).write_csv().encode())

@@ -3,7 +3,11 @@ and ``export``. Loaded only when one of them is named; each imports polars and r
 
 from __future__ import annotations
 
+import io
+import os
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 from mlrepo.commands.cli import complete
@@ -21,6 +25,10 @@ from mlrepo.commands.cli.options import (
     yes_opt,
 )
 from mlrepo.errors import FailedError, UsageError
+
+if TYPE_CHECKING:
+    from mlrepo.commands.cli.watch_socket import Answer, Command
+    from mlrepo.repo_index import Index
 
 INACTIVE = ("deleted", "trashed", "archived")
 
@@ -65,12 +73,40 @@ def index(root: str | None, yes: bool, rebuild: bool, publish_url: str | None, f
                            f"{done.attempts} attempt{'s' if done.attempts > 1 else ''})"))
 
 
-def _write_rows(frame: object, fmt: str) -> None:
-    """A listing in ``fmt``; JSON rows start with the schema version."""
+def _write_rows(frame: object, fmt: str, out: BinaryIO | None = None) -> None:
+    """A listing in ``fmt`` (to stdout, or ``out``); JSON rows start with the schema version."""
     from mlrepo.commands.cli import output
     from mlrepo.repo_index.schema import with_version_column
 
-    output.write(with_version_column(frame) if fmt in ("json", "jsonl") else frame, fmt)  # type: ignore[arg-type]
+    output.write(with_version_column(frame) if fmt in ("json", "jsonl") else frame, fmt, out)  # type: ignore[arg-type]
+
+
+def _answered(command: Command, given: str | None, yes: bool, params: dict[str, Any]) -> bool:
+    """Whether a running ``mlrepo watch`` of ROOT answered (``watch_socket``): its output is then written here."""
+    from mlrepo.commands.cli.watch_socket import ask
+    from mlrepo.repo_index.remote.location import is_url
+
+    root = get_root(given, yes, remote=True)
+    if is_url(root.path):
+        return False
+    answer = ask(os.path.abspath(os.path.expanduser(root.path)), command, params)
+    if answer is None:
+        return False
+    sys.stdout.buffer.write(answer.stdout)
+    sys.stdout.flush()
+    for line in answer.notes:
+        note(line)
+    return True
+
+
+def answer(idx: Index, command: Command, params: dict[str, Any]) -> Answer:
+    """What ``command`` with ``params`` prints for ``idx``: a watch's answer to another mlrepo process."""
+    from mlrepo.commands.cli.watch_socket import Answer
+
+    out, notes = io.BytesIO(), list[str]()
+    render: Callable[..., None] = list_models if command == "ls" else best_models
+    render(idx, **params, out=out, said=notes.append)
+    return Answer(out.getvalue(), tuple(notes))
 
 
 @click.command(name="ls")
@@ -87,10 +123,20 @@ def _write_rows(frame: object, fmt: str) -> None:
 def ls(root: str | None, yes: bool, index_url: str | None, where_expr: str | None, sort_col: str | None,
        asc: bool | None, limit: int | None, columns: tuple[str, ...], fmt: str) -> None:
     """List models."""
+    params: dict[str, Any] = {"where_expr": where_expr, "sort_col": sort_col, "asc": asc, "limit": limit,
+                              "columns": list(columns), "fmt": fmt}
+    if index_url is None and _answered("ls", root, yes, params):
+        return
+    list_models(index_source(root, yes, index_url, where_expr, None if sort_col else limit), **params)
+
+
+def list_models(idx: Index, where_expr: str | None, sort_col: str | None, asc: bool | None, limit: int | None,
+                columns: list[str], fmt: str, out: BinaryIO | None = None, said: Callable[[str], None] = note
+                ) -> None:
+    """``ls``'s listing of ``idx``, to stdout or ``out``, its notes to ``said``."""
     from mlrepo.repo_index.columns import resolve_column
     from mlrepo.repo_index.filtering import where
 
-    idx = index_source(root, yes, index_url, where_expr, None if sort_col else limit)
     frame = where(idx.df, where_expr, idx.metrics)
     if sort_col:
         col = resolve_column(sort_col, frame.columns, idx.metrics)
@@ -99,20 +145,20 @@ def ls(root: str | None, yes: bool, index_url: str | None, where_expr: str | Non
 
             key = rank_keys([col], [], frame.columns, idx.metrics)[0]
             asc = key.mode == "min"
-            note(f"sorted best first: {key.describe()}")
+            said(f"sorted best first: {key.describe()}")
         frame = frame.sort(col, descending=not (asc is None or asc), nulls_last=True, maintain_order=True)
     if limit is not None:
         frame = frame.head(limit)
-    wanted = split_commas(columns)
+    wanted = split_commas(tuple(columns))
     if wanted == ["all"]:
         cols = frame.columns
     elif wanted:
         cols = [resolve_column(c, frame.columns, idx.metrics) for c in wanted]
     else:
         cols = frame.columns if fmt != "table" else [*DEFAULT_LS, *idx.source_columns, *idx.metric_columns]
-    _write_rows(frame.select(cols), fmt)
+    _write_rows(frame.select(cols), fmt, out)
     if fmt == "table":
-        note(f"{frame.height} of {len(idx)} models" if frame.height != len(idx) else f"{len(idx)} models")
+        said(f"{frame.height} of {len(idx)} models" if frame.height != len(idx) else f"{len(idx)} models")
 
 
 @click.command()
@@ -135,20 +181,31 @@ def best(root: str | None, yes: bool, index_url: str | None, metrics: tuple[str,
     """Print the best finished model's path (one per group with --per): cp -r "$(mlrepo best --metric f1)" deploy/
 
     Only an existing folder is printed; otherwise the command says why and exits 1."""
+    params: dict[str, Any] = {"metrics": list(metrics), "modes": list(modes), "per": per, "all_status": all_status,
+                              "include_unfinished": include_unfinished, "include_failed": include_failed,
+                              "where_expr": where_expr, "fmt": fmt}
+    if index_url is None and _answered("best", root, yes, params):
+        return
+    best_models(index_source(root, yes, index_url, where_expr), **params)
+
+
+def best_models(idx: Index, metrics: list[str], modes: list[str], per: str | None, all_status: bool,
+                include_unfinished: bool, include_failed: bool, where_expr: str | None, fmt: str,
+                out: BinaryIO | None = None, said: Callable[[str], None] = note) -> None:
+    """``best``'s answer for ``idx``, to stdout or ``out``, its notes to ``said``."""
     import polars as pl
     from mlrepo.commands.operations.best import missing_folder, rankable
     from mlrepo.repo_index.filtering import where
     from mlrepo.repo_index.ranking import best as best_of
     from mlrepo.repo_index.ranking import rank_keys
 
-    idx = index_source(root, yes, index_url, where_expr)
-    keys = rank_keys(split_commas(metrics), list(modes), idx.df.columns, idx.metrics)
+    keys = rank_keys(split_commas(tuple(metrics)), list(modes), idx.df.columns, idx.metrics)
     frame = where(idx.df, where_expr, idx.metrics)
     if not all_status:
         frame = frame.filter(~pl.col("status").is_in(INACTIVE))
     frame, left_out = rankable(frame, include_unfinished, include_failed)
     winners = best_of(frame, keys, per or "all")
-    note("ranked by " + "; then ".join(k.describe() for k in keys)
+    said("ranked by " + "; then ".join(k.describe() for k in keys)
          + (f"; {'/'.join(left_out)} runs not ranked (--include-unfinished/--include-failed)" if left_out else ""))
     if winners.is_empty():
         raise FailedError(f"no model has {keys[0].column}")
@@ -156,13 +213,15 @@ def best(root: str | None, yes: bool, index_url: str | None, metrics: tuple[str,
         problems = [why for row in winners.iter_rows(named=True) if (why := missing_folder(row))]
         for path, row in zip(winners["path"], winners.iter_rows(named=True), strict=True):
             if missing_folder(row) is None:
-                click.echo(visible(path))
+                if out is None:
+                    click.echo(visible(path))
+                else:
+                    out.write(visible(path).encode() + b"\n")
         if problems:
             raise FailedError("; ".join(problems))
         return
     shown = [*DEFAULT_LS[:4], "path", *dict.fromkeys(k.column for k in keys)]
-    _write_rows(winners.select(shown) if fmt in ("table", "md") else winners.drop("rank"), fmt)
-
+    _write_rows(winners.select(shown) if fmt in ("table", "md") else winners.drop("rank"), fmt, out)
 
 
 @click.command()

@@ -40,7 +40,7 @@ from mlrepo.repo_index.live.events import ChangeBatch, ChangeEvent
 from mlrepo.repo_index.live.modelmap import ModelMap
 from mlrepo.repo_index.live.reconcile import Reconciler
 from mlrepo.repo_index.live.relpaths import is_dir
-from mlrepo.repo_index.live.routing import Change, Router
+from mlrepo.repo_index.live.routing import COOKIE_PREFIX, Change, Router
 from mlrepo.repo_index.live.watchers import Mode, ObserverKind, Watcher
 from mlrepo.repo_index.readers import (
     Reader,
@@ -48,6 +48,7 @@ from mlrepo.repo_index.readers import (
     default_readers,
     default_store_readers,
 )
+from mlrepo.repo_index.state import STATE_DIR, state_dir
 
 log = logging.getLogger("mlrepo.live")
 
@@ -99,6 +100,8 @@ class LiveIndex:
         self._watcher = Watcher(self.root, observer, self._known, poll_interval, self._router.on_path,
                                 self._router.request_resync, self._warn)
         self._root_id: tuple[int, int] | None = None
+        self._cookies = 0  # sync cookies written
+        self._gap_closed = False  # a resync has covered the changes made between the first scan and the watch
         self._stopping = threading.Event()
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -210,6 +213,69 @@ class LiveIndex:
             time.sleep(0.005)
         return False
 
+    def sync(self, timeout: float = 10.0) -> Index | None:
+        """The index with every change made on the disk before this call applied, or None when that cannot be
+        promised (the caller then reads the disk itself).
+
+        As watchman does: a cookie file is written into the state folder (``<root>/.mlrepo/``) and its event awaited.
+        inotify queues events in the order the changes were made, so once the cookie's event is routed, every earlier
+        change is a pending key (or a resync, after a queue overflow). Those keys are applied at once, without waiting
+        for quiet, and metadata caught half-written is reported as it is, as a fresh read would. The first sync also
+        revalidates the whole tree, for the changes made between the first scan and the start of the watch.
+
+        Only inotify keeps that order, and only for the folders it watches: polling, a stopped index, a folder left
+        unwatched (the watch limit), a root whose state folder is outside it (an MLflow file store) or a cookie that
+        cannot be written give None."""
+        deadline = time.monotonic() + timeout
+        if not self.running or self.error or self.mode != "inotify":
+            return None
+        if not self._gap_closed:
+            self._router.request_resync("the first sync")
+            self._gap_closed = True
+        mark = self._cookie(deadline)
+        if mark is None:
+            return None
+        self._reconciler.settled_before = max(self._reconciler.settled_before, mark)
+        while not self._router.drained(mark):
+            if time.monotonic() > deadline or self._stopping.is_set():
+                return None
+            self._router.hurry()
+            with self._router.wake:
+                self._router.wake.wait(0.05)
+        # the folders this sync found were watched (or refused) before the cookie's event was read
+        if self.mode != "inotify" or self.error or not self._watcher.all_watched():
+            return None
+        return self.index
+
+    def _cookie(self, deadline: float) -> float | None:
+        """Write a cookie into ``<root>/.mlrepo/`` (through a descriptor of that very folder: never a symlink's
+        target) and wait for its event; the time it was seen, or None."""
+        state = os.path.join(self.root, STATE_DIR)
+        if state_dir(self.root) != state:
+            return None
+        self._cookies += 1
+        name = f"{COOKIE_PREFIX}{os.getpid()}-{self._cookies}"
+        seen = threading.Event()
+        with self._router.wake:
+            self._router.cookies[name] = seen
+        try:
+            folder = os.open(state, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                             dir_fd=folder))
+            try:
+                return time.monotonic() if seen.wait(max(0.0, deadline - time.monotonic())) else None
+            finally:
+                os.unlink(name, dir_fd=folder)
+        except OSError:
+            return None
+        finally:
+            os.close(folder)
+            with self._router.wake:
+                self._router.cookies.pop(name, None)
+
     def resync(self, reason: str = "asked") -> None:
         """Revalidate the whole tree against the disk (stat calls for known models, reads for changed ones), as
         ``open_index`` does with a warm cache. Only for lost events (queue overflow, observer switch)."""
@@ -249,7 +315,7 @@ class LiveIndex:
                 self.stats["batches"] += 1
                 self._emit(batch)
         finally:
-            self._router.busy = False
+            self._router.done()
 
     def _check_root(self) -> bool:
         """Is the root still the folder we started on? When not: report every model removed, and stop."""

@@ -62,6 +62,8 @@ class Reconciler:
         self.by_format = {r.format: r for r in readers}
         self.store_files = {name: r for r in store_readers for name in r.store_files}
         self.cache_dir, self.settle, self.retry, self.stats = cache_dir, settle, retry, stats
+        #: changes first seen up to this time are final, broken or not (a ``sync`` answers for the disk as it is)
+        self.settled_before = float("-inf")
 
     def abs(self, rel: str) -> str:
         return os.path.join(self.root, rel) if rel else self.root
@@ -94,7 +96,7 @@ class Reconciler:
 
     # -- reading ---------------------------------------------------------------------------------------------------
     def _settled(self, pend: Pending) -> bool:
-        return time.monotonic() - pend.last >= self.settle
+        return pend.first <= self.settled_before or time.monotonic() - pend.last >= self.settle
 
     def _claim(self, rel: str, names: frozenset[str]) -> Reader | None:
         parent_names = listdir(self.abs(parent(rel))) or frozenset()

@@ -9,7 +9,10 @@ model folder (MLflow's ``../meta.yaml``, the HF Trainer's ``..``) are followed t
 a change there marks every model that depends on it.
 
 A key is due once it has been quiet for ``debounce`` seconds, or ``max_delay`` after its first event when writes
-never stop."""
+never stop.
+
+A *cookie* (a file the live index writes into its state folder to sync, as watchman does) is not a key: its event
+says that every event the kernel queued before it has been routed."""
 
 from __future__ import annotations
 
@@ -32,6 +35,8 @@ Change = Literal["created", "deleted", "modified"]
 #: mlrepo's ledger of archived/trashed models, relative to the root (its state folder: one place to change)
 LEDGER_REL = f"{STATE_DIR}/{LEDGER}"
 LEDGER_QUIET = 1.0  # seconds
+#: the names of sync cookies in the state folder (``LiveIndex.sync``)
+COOKIE_PREFIX = ".sync-cookie-"
 STORE_SUFFIXES = ("-wal", "-journal", "-shm")
 
 
@@ -58,6 +63,7 @@ class Router:
         self.pending: dict[Key, Pending] = {}
         self.resync_reason: str | None = None
         self.busy = False  # the worker is processing keys it took
+        self.cookies: dict[str, threading.Event] = {}  # sync cookies written and not seen yet, by name
 
     def rel(self, path: str) -> str | None:
         if path.startswith(self._prefix):
@@ -83,6 +89,10 @@ class Router:
             return
         known = self.known
         if rel == STATE_DIR or rel.startswith(STATE_DIR + "/") or path.startswith(self.cache_dir + "/"):
+            seen = self.cookies.get(rel[len(STATE_DIR) + 1:]) if rel.startswith(STATE_DIR + "/") else None
+            if seen is not None:
+                seen.set()
+                return
             if rel.startswith(LEDGER_REL + "/") and rel.endswith(".json"):  # archive/prune/restore moved a model
                 with self.wake:
                     # archive/prune write the entry, then move the folder: by the time this is looked at, the
@@ -183,6 +193,18 @@ class Router:
             for pend in self.pending.values():
                 pend.due = min(pend.due, time.monotonic())
             self.wake.notify_all()
+
+    def done(self) -> None:
+        """The worker finished the keys it took (``sync`` waits for this)."""
+        with self.wake:
+            self.busy = False
+            self.wake.notify_all()
+
+    def drained(self, mark: float) -> bool:
+        """Has every key whose first event came before ``mark`` been applied, and every resync asked for?"""
+        with self.wake:
+            return (not self.busy and self.resync_reason is None
+                    and not any(p.first <= mark for p in self.pending.values()))
 
     def busy_before(self, when: float) -> bool:
         """Is the worker busy, or will a key be due before ``when``?"""

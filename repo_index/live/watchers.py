@@ -10,6 +10,7 @@ import errno
 import logging
 import os
 import stat
+import threading
 from collections.abc import Callable
 from typing import Literal
 
@@ -152,6 +153,8 @@ class Watcher:
         self._checked_dirs = 0  # the folder count when the watches were last counted
         self._observer: BaseObserver | None = None
         self._overflow = _OverflowWatch(request_resync)
+        self._checking = threading.Lock()  # the saver thread and ``LiveIndex.sync`` both check
+        self._all_watched_at = 0  # the folder count when every folder was last found watched
 
     def poll_every(self) -> float:
         """Seconds between polls: ``poll_interval``, or longer for a tree whose snapshot takes long."""
@@ -221,15 +224,16 @@ class Watcher:
         self._observer = observer
         self.mode = "polling"
 
-    def unwatched(self) -> int:
+    def unwatched(self, exact: bool = False) -> int:
         """Folders inotify should watch but does not (watchdog skips those it cannot add silently): 0 when it
-        cannot be told, or when only a few are missing (a folder may come or go while we count)."""
+        cannot be told, or when only a few are missing (a folder may come or go while we count); ``exact`` counts
+        every one, and -1 when it cannot be told."""
         watched = inotify_watched_inodes()
         if watched is None:
-            return 0
+            return -1 if exact else 0
         with self.known.lock:
             expected = self.known.n_dirs
-        if len(watched) >= expected:
+        if len(watched) >= expected and not exact:
             return 0
         with self.known.lock:  # some known folders may be gone: count those that exist
             rels = self.known.folders()
@@ -242,17 +246,30 @@ class Watcher:
             if stat.S_ISDIR(st.st_mode):
                 existing += 1
                 missing += st.st_ino not in watched
-        return missing if missing > max(8, existing // 100) else 0
+        return missing if exact or missing > max(8, existing // 100) else 0
+
+    def all_watched(self) -> bool:
+        """Is every known folder watched (no slack: a promise of freshness rests on it)? Counted again only when
+        the tree grew since the last count that found them all (~8 us a watch)."""
+        with self.known.lock:
+            n_dirs = self.known.n_dirs
+        if n_dirs <= self._all_watched_at:
+            return True
+        if self.unwatched(exact=True) != 0:
+            return False
+        self._all_watched_at = n_dirs
+        return True
 
     def check(self) -> None:
         """While inotify runs: switch to polling when new folders could not be watched. The kernel writes its
         listing at ~8 us a watch (80 ms at 10k folders), so it is read only when the tree grew since last time."""
-        with self.known.lock:
-            n_dirs = self.known.n_dirs
-        grew, self._checked_dirs = n_dirs > self._checked_dirs, n_dirs
-        if grew and self.mode == "inotify" and self._observer is not None and self.unwatched():
-            self.switch_to_polling(f"inotify stopped following new folders under {self.root} "
-                                   f"(fs.inotify.max_user_watches reached)")
+        with self._checking:
+            with self.known.lock:
+                n_dirs = self.known.n_dirs
+            grew, self._checked_dirs = n_dirs > self._checked_dirs, n_dirs
+            if grew and self.mode == "inotify" and self._observer is not None and self.unwatched():
+                self.switch_to_polling(f"inotify stopped following new folders under {self.root} "
+                                       f"(fs.inotify.max_user_watches reached)")
 
     def switch_to_polling(self, why: str) -> None:
         self.stop()
