@@ -1,6 +1,7 @@
 """mlrepo performance harness: one command, every measurement next to its baseline.
 
     .venv/bin/python benchmarks/run.py [--sizes 1000,20000,100000] [--shapes cascade,mixed] [--repeat 5] [--quick]
+                                       [--no-watch-rows]
 
 See benchmarks/README.md for what is measured and how to read the results.
 """
@@ -8,6 +9,7 @@ See benchmarks/README.md for what is measured and how to read the results.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -27,12 +29,18 @@ RESULTS = os.path.join(HERE, "results")
 sys.path.insert(0, HERE)
 
 import datasets  # noqa: E402
+from watch_daemon import running_watch  # noqa: E402
 
 PY = sys.executable
 BIN = os.path.dirname(PY)
 MLREPO = os.path.join(BIN, "mlrepo")
 MLREPO_CMD = [MLREPO] if os.path.exists(MLREPO) else [PY, "-m", "mlrepo"]
 INPROC = os.path.join(HERE, "inproc.py")
+#: Every timed process runs with MLREPO_WATCH=off (a stray `mlrepo watch` must not answer for it), except the rows
+#: answered by the watch the harness starts, which require it (`ls` then exits 1 if the watch did not answer).
+WATCH_OFF = {**os.environ, "MLREPO_WATCH": "off"}
+WATCH_REQUIRE = {**os.environ, "MLREPO_WATCH": "require"}
+WATCH_DAEMON_ENV = {k: v for k, v in os.environ.items() if k != "MLREPO_WATCH"}
 
 #: The targets of the performance issue (#18): bar and goal.
 COLD_MAX, COLD_GOAL = 1.0, 0.75  # cold index / (du + find|cat), at 20k and 100k
@@ -55,11 +63,12 @@ class Failed(RuntimeError):
 
 def run_timed(cmd: list[str] | str, *, shell: bool = False, env: dict | None = None,
               capture: bool = True) -> tuple[float, int, str]:
-    """Wall seconds, peak RSS (bytes, from wait4's rusage) and stdout of one subprocess."""
+    """Wall seconds, peak RSS (bytes, from wait4's rusage) and stdout of one subprocess (env: WATCH_OFF unless
+    given)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, shell=shell, env=env, stdout=out if capture else subprocess.DEVNULL,
-                                stderr=err, cwd=PROJECT)
+        proc = subprocess.Popen(cmd, shell=shell, env=WATCH_OFF if env is None else env,
+                                stdout=out if capture else subprocess.DEVNULL, stderr=err, cwd=PROJECT)
         _pid, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -184,6 +193,56 @@ def change_meta(model_dir: str, k: int) -> None:
         json.dump(blocks, fh, indent=4)
 
 
+@contextlib.contextmanager
+def edited_models(root: str, count: int, skip: int = 0):
+    """``count`` model folders (after the first ``skip``) whose meta.json the block edits (``change_meta``); their
+    bytes and times are put back when it ends. The caller re-reads them (an ``ls``) so that the cache matches."""
+    targets = model_dirs(root, skip + count)[skip:]
+    originals = {}
+    for d in targets:
+        p = os.path.join(d, "meta.json")
+        st = os.stat(p)
+        with open(p, "rb") as fh:
+            originals[p] = (fh.read(), st.st_atime_ns, st.st_mtime_ns)
+    try:
+        yield targets
+    finally:
+        for p, (data, atime, mtime) in originals.items():
+            with open(p, "wb") as fh:
+                fh.write(data)
+            os.utime(p, ns=(atime, mtime))
+
+
+def ls_checked(ls_cmd: list[str], env: dict | None = None) -> tuple[float, int]:
+    """Wall seconds and peak RSS of one ``ls --limit 1 --format csv``, which must print its header and one row."""
+    wall, rss, out = run_timed(ls_cmd, env=env)
+    if len(out.strip().splitlines()) != 2:
+        raise Failed(f"ls printed {out!r}")
+    return wall, rss
+
+
+def watch_rows(root: str, repeat: int, ls_cmd: list[str], base: str, base_t: list[float]) -> dict:
+    """Warm ``ls`` answered by a running ``mlrepo watch ROOT`` (MLREPO_WATCH=require): ``repeat`` x unchanged,
+    interleaved with the baseline (pooled into ``base_t``), and ``repeat`` x right after one meta.json changed."""
+    watch_t, changed_t = [], []
+    with running_watch([*MLREPO_CMD, "watch", root], env=WATCH_DAEMON_ENV, cwd=PROJECT) as watch:
+        log(f"  watch ready in {fmt_s(watch.ready_s)}: {watch.line}")
+        log(f"  warm, answered by mlrepo watch: {repeat} x (baseline, MLREPO_WATCH=require mlrepo ls ...)")
+        for _ in range(repeat):
+            base_t.append(run_timed(base, shell=True, capture=False)[0])
+            watch_t.append(ls_checked(ls_cmd, WATCH_REQUIRE)[0])
+        log(f"  answered by mlrepo watch, right after one model's meta.json changed: {repeat} x")
+        with edited_models(root, repeat, skip=repeat) as targets:  # not the models the disk rows edited
+            for k, d in enumerate(targets):
+                change_meta(d, k)
+                changed_t.append(run_timed(ls_cmd, env=WATCH_REQUIRE)[0])
+    if watch.exit_code != 0:
+        log(f"  WARNING: mlrepo watch exited {watch.exit_code} on SIGINT: {' | '.join(watch.stderr_tail[-3:])}")
+    run_timed(ls_cmd)  # re-read the restored models, so the cache matches the dataset again
+    return {"watch_ls": stats(watch_t), "watch_ls_changed": stats(changed_t), "watch_ready": stats([watch.ready_s]),
+            "watch_line": watch.line, "watch_exit": watch.exit_code}
+
+
 def parse_index_count(stdout: str) -> int | None:
     m = re.match(r"(\d+) models", stdout.strip())
     return int(m.group(1)) if m else None
@@ -194,7 +253,8 @@ def inproc(args: list[str]) -> tuple[float, dict]:
     return wall, json.loads(out.strip().splitlines()[-1])
 
 
-def bench_cascade(n: int, repeat: int, rss_check: bool, shape: str = "cascade", lean: bool = False) -> dict:
+def bench_cascade(n: int, repeat: int, rss_check: bool, shape: str = "cascade", lean: bool = False,
+                  watch: bool = True) -> dict:
     root, stamp = datasets.dataset(shape, n, log=log)
     res: dict = {"shape": shape, "models": n, "root": root, "dataset": stamp, "load_before": loadavg()}
     index_cmd = [*MLREPO_CMD, "index", root, "--rebuild"]
@@ -232,31 +292,21 @@ def bench_cascade(n: int, repeat: int, rss_check: bool, shape: str = "cascade", 
     warm_rss = []
     for _ in range(repeat):
         base_t.append(run_timed(base, shell=True, capture=False)[0])
-        wall, rss, out = run_timed(ls_cmd)
+        wall, rss = ls_checked(ls_cmd)
         warm_t.append(wall)
         warm_rss.append(rss)
-        if len(out.strip().splitlines()) != 2:
-            raise Failed(f"ls printed {out!r}")
 
     log(f"  warm after one model's meta.json changed: {repeat} x")
     changed_t = []
-    targets = model_dirs(root, repeat)
-    originals = {}
-    for d in targets:
-        p = os.path.join(d, "meta.json")
-        st = os.stat(p)
-        with open(p, "rb") as fh:
-            originals[p] = (fh.read(), st.st_atime_ns, st.st_mtime_ns)
     try:
-        for k, d in enumerate(targets):
-            change_meta(d, k)
-            changed_t.append(run_timed(ls_cmd)[0])
+        with edited_models(root, repeat) as targets:
+            for k, d in enumerate(targets):
+                change_meta(d, k)
+                changed_t.append(run_timed(ls_cmd)[0])
     finally:
-        for p, (data, atime, mtime) in originals.items():
-            with open(p, "wb") as fh:
-                fh.write(data)
-            os.utime(p, ns=(atime, mtime))
         run_timed(ls_cmd)  # re-read the restored models, so the cache matches the dataset again
+    res.update(watch_rows(root, repeat, ls_cmd, base, base_t) if watch else
+               {"watch_ls": None, "watch_ls_changed": None, "watch_skipped": "--no-watch-rows"})
 
     du_t: list[float] = []
     cat_t: list[float] = []
@@ -295,6 +345,8 @@ def bench_cascade(n: int, repeat: int, rss_check: bool, shape: str = "cascade", 
         "cold_index/baseline": ratio(res["cold_index"], res["baseline"]),
         "warm_ls/baseline": ratio(res["warm_ls"], res["baseline"]),
         "warm_ls_changed/baseline": ratio(res["warm_ls_changed"], res["baseline"]),
+        "watch_ls/baseline": ratio(res["watch_ls"], res["baseline"]),
+        "watch_ls_changed/baseline": ratio(res["watch_ls_changed"], res["baseline"]),
         "inproc_cold_open/baseline": ratio(res["inproc_cold_open"], res["baseline"]),
         "inproc_warm_open/baseline": ratio(res["inproc_warm_open"], res["baseline"]),
     }
@@ -404,6 +456,16 @@ def verdicts(results: dict) -> list[dict]:
             check(f"{tag}warm ls {n:,} (one meta.json changed) <= {bar}x baseline (goal {goal}x)",
                   r["ratios"]["warm_ls_changed/baseline"] if r else None, bar, goal,
                   "same threshold applied to the changed case" + (f"; {extra}" if extra else ""))
+        for n in sizes:
+            r = by_size.get(n)
+            bar, goal = (WARM_SMALL_MAX, WARM_SMALL_GOAL) if n == SMALL_SIZE else (WARM_MAX, WARM_GOAL)
+            extra = "" if n in TARGET_SIZES or n == SMALL_SIZE else "informational (not a target size)"
+            skipped = (r or {}).get("watch_skipped", "")
+            for case, key in (("unchanged", "watch_ls/baseline"),
+                              ("one meta.json changed", "watch_ls_changed/baseline")):
+                check(f"{tag}warm ls {n:,} answered by `mlrepo watch` ({case}) <= {bar}x baseline (goal {goal}x)",
+                      r["ratios"][key] if r else None, bar, goal,
+                      "; ".join(filter(None, [f"skipped ({skipped})" if skipped else "", extra])))
         big = by_size.get(100_000)
         rss = max(filter(None, [big["cold_index_rss"]["max"], big.get("peak_rss_time_v")])) if big else None
         add(f"{tag}peak RSS of mlrepo index --rebuild at 100,000 < {RSS_MAX // 2**20} MiB", rss,
@@ -481,6 +543,14 @@ def markdown(results: dict) -> str:
         "do at least). Baseline runs are interleaved with the mlrepo runs (one each, alternately) and pooled.",
         "- Warm = `mlrepo ls ROOT --limit 1 --format csv` with `<root>/.mlrepo/` current. *Changed*: before each "
         "run, one (different) model's meta.json is edited in place; the edits are reverted afterwards.",
+        "- Answered by `mlrepo watch` = after the warm rows, `mlrepo watch ROOT` is started in the background "
+        "(stdout discarded) and nothing is timed until its stderr says `watching ...` (it is ready to answer). Then "
+        "`MLREPO_WATCH=require mlrepo ls ROOT --limit 1 --format csv`, interleaved with the baseline as above; with "
+        "`require` the command exits 1 unless the watch answered, and any non-zero exit stops the benchmark, so "
+        "these rows are the watch's answers. *Changed*: one other model's meta.json is edited right before each "
+        "run, with no wait (the watch syncs before it answers). The watch is then stopped with SIGINT. Every other "
+        "mlrepo run has `MLREPO_WATCH=off`, so no watch answers for it."
+        + ("" if results.get("watch_rows", True) else " **Skipped in this run** (`--no-watch-rows`)."),
         "- In-process = `benchmarks/inproc.py` in a fresh interpreter timing `from mlrepo.repo_index import "
         "open_index` and `open_index(ROOT, rebuild=...)` with its own `perf_counter`.",
         "- Peak RSS from `wait4`'s `ru_maxrss` of each `mlrepo index --rebuild`, cross-checked with "
@@ -518,6 +588,10 @@ def markdown(results: dict) -> str:
                 srow("**cold**: `mlrepo index --rebuild`", r["cold_index"], b),
                 srow("**warm**: `mlrepo ls --limit 1 --format csv`, nothing changed", r["warm_ls"], b),
                 srow("**warm, one meta.json changed**: `mlrepo ls ...`", r["warm_ls_changed"], b),
+                srow("**answered by `mlrepo watch`**: `MLREPO_WATCH=require mlrepo ls ...`, nothing changed",
+                     r.get("watch_ls"), b),
+                srow("**answered by `mlrepo watch`, one meta.json changed**", r.get("watch_ls_changed"), b),
+                srow("`mlrepo watch ROOT` from its start until ready (its `watching ` line)", r.get("watch_ready")),
                 srow("in-process `open_index(rebuild=True)` (work only)", r["inproc_cold_open"], b),
                 srow("in-process `open_index()` warm (work only)", r["inproc_warm_open"], b),
                 srow("in-process `import mlrepo.repo_index`", r["inproc_warm_import"]),
@@ -562,6 +636,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--no-startup", action="store_true", help="skip the interpreter/import startup measurements")
     ap.add_argument("--lean", action="store_true",
                     help="only the issue's table: skip the baseline's parts and the in-process timings of the trees")
+    ap.add_argument("--no-watch-rows", action="store_true",
+                    help="skip the rows answered by a running `mlrepo watch` (MLREPO_WATCH=require)")
     args = ap.parse_args(argv)
     sizes = [int(s.replace("_", "").replace("k", "000")) for s in args.sizes.split(",") if s.strip()]
     repeat = args.repeat
@@ -577,7 +653,8 @@ def main(argv: list[str]) -> int:
     started = time.perf_counter()
     now = dt.datetime.now().astimezone()
     results: dict = {"date": now.strftime("%Y-%m-%d %H:%M %Z"), "argv": argv, "quick": args.quick,
-                     "sizes": sizes, "shapes": shapes, "repeat": repeat, "load_start": loadavg()}
+                     "sizes": sizes, "shapes": shapes, "repeat": repeat, "watch_rows": not args.no_watch_rows,
+                     "load_start": loadavg()}
     log(f"mlrepo benchmarks: sizes {sizes}, {repeat} repeats, MLflow runs {mlflow_runs or 'skipped'}")
     results["machine"] = machine()
     log(f"machine: {results['machine']['cpu']}, {results['machine']['cores']} cores, python "
@@ -595,12 +672,16 @@ def main(argv: list[str]) -> int:
         for n in sizes:
             log(f"{shape} {n:,} models")
             results["cascade"].append(bench_cascade(n, repeat, rss_check=(n == max(sizes)), shape=shape,
-                                                      lean=args.lean))
+                                                      lean=args.lean, watch=not args.no_watch_rows))
             r = results["cascade"][-1]
             log(f"  baseline {fmt_s(r['baseline']['median'])}, cold {fmt_s(r['cold_index']['median'])} "
                 f"({fmt_x(r['ratios']['cold_index/baseline'])}), warm ls {fmt_s(r['warm_ls']['median'])} "
                 f"({fmt_x(r['ratios']['warm_ls/baseline'])}), changed {fmt_s(r['warm_ls_changed']['median'])}, "
                 f"peak RSS {fmt_b(r['cold_index_rss']['max'])}")
+            if r["watch_ls"]:
+                log(f"  answered by mlrepo watch: ls {fmt_s(r['watch_ls']['median'])} "
+                    f"({fmt_x(r['ratios']['watch_ls/baseline'])}), changed {fmt_s(r['watch_ls_changed']['median'])} "
+                    f"({fmt_x(r['ratios']['watch_ls_changed/baseline'])})")
     if mlflow_runs:
         log(f"mlflow {mlflow_runs:,} runs")
         results["mlflow"] = bench_mlflow(mlflow_runs, repeat)

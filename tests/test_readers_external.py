@@ -483,6 +483,20 @@ def test_new_checkpoint_moves_the_best_through_the_cache(tmp_path):
     assert rows["checkpoint-4"]["tags"] == []
 
 
+def test_one_reader_follows_a_new_checkpoint(tmp_path):
+    """The live index keeps its readers: what one remembers of an output dir follows the dir's listing."""
+    shutil.copytree(HF, tmp_path / "hf")
+    run = tmp_path / "hf" / "run1"
+    reader = HfTrainerReader()
+    assert [reader.read(place_of(run / n)).is_best for n in HF_EVAL_LOSS] == [True, False, False]
+    shutil.copytree(run / "checkpoint-12", run / "checkpoint-16")
+    state = run / "checkpoint-16" / "trainer_state.json"
+    state.write_text(state.read_text().replace('run1/checkpoint-4"', 'run1/checkpoint-16"')
+                     .replace('"global_step": 12', '"global_step": 16'))
+    assert [reader.read(place_of(run / n)).is_best for n in (*HF_EVAL_LOSS, "checkpoint-16")] == [
+        False, False, False, True]
+
+
 # -- helpers --------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("text, value", [
     ("32", 32), ("-3", -3), ("0", 0), ("0.001", 0.001), ("1e-3", 0.001), (".5", 0.5), ("10", 10),

@@ -46,6 +46,9 @@ class HfTrainerReader:
     def __init__(self) -> None:
         # output dir -> (what the answer depends on, best checkpoint's name or None, whether a best is recorded)
         self._best: dict[str, tuple[tuple, str | None, bool]] = {}
+        # output dir -> (its listing, its highest-numbered checkpoint): every checkpoint of a dir asks, so without
+        # it an output dir of n checkpoints sorts its n names n times
+        self._latest: dict[str, tuple[tuple[str, ...], str | None]] = {}
         self._lock = threading.Lock()
 
     def claim(self, place: Place) -> bool:
@@ -138,10 +141,10 @@ class HfTrainerReader:
             dir_mtime = os.stat(out_dir).st_mtime_ns
         except OSError:
             return self._best_of([own])
-        numbered = sorted((n for n in names if checkpoint_number(n) is not None), key=lambda n: checkpoint_number(n) or 0)
+        latest = self._latest_checkpoint(out_dir, names)
         files = [os.path.join(out_dir, STATE)] if STATE in names else []
-        if numbered:
-            files.append(os.path.join(out_dir, numbered[-1], STATE))
+        if latest is not None:
+            files.append(os.path.join(out_dir, latest, STATE))
         key = (dir_mtime, *(_file_key(f) for f in files))
         with self._lock:
             known = self._best.get(out_dir)
@@ -160,6 +163,20 @@ class HfTrainerReader:
         with self._lock:
             self._best[out_dir] = (key, best, recorded)
         return best, recorded
+
+    def _latest_checkpoint(self, out_dir: str, names: list[str]) -> str | None:
+        """The highest-numbered ``checkpoint-N`` in ``names`` (the last listed of equal numbers), worked out once
+        per listing of ``out_dir``."""
+        listing = tuple(names)
+        with self._lock:
+            known = self._latest.get(out_dir)
+        if known is not None and known[0] == listing:
+            return known[1]
+        numbered = sorted((n for n in names if checkpoint_number(n) is not None), key=lambda n: checkpoint_number(n) or 0)
+        latest = numbered[-1] if numbered else None
+        with self._lock:
+            self._latest[out_dir] = (listing, latest)
+        return latest
 
     @staticmethod
     def _best_of(states: list[dict | None]) -> tuple[str | None, bool]:
