@@ -127,6 +127,14 @@ def code_fingerprint() -> str:
 
 
 # -- machine --------------------------------------------------------------------------------------------------------
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path) as fh:
+            return int(fh.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
 def machine() -> dict:
     cpu = platform.processor() or platform.machine()
     try:
@@ -168,6 +176,7 @@ def machine() -> dict:
     return {"host": socket.gethostname(), "cpu": cpu, "cores": os.cpu_count(),
             "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
             "ram_bytes": ram, "kernel": platform.release(), "os": platform.platform(), "fs": fstype,
+            "max_user_watches": _read_int("/proc/sys/fs/inotify/max_user_watches"),
             **versions, "git": git}
 
 
@@ -227,6 +236,10 @@ def watch_rows(root: str, repeat: int, ls_cmd: list[str], base: str, base_t: lis
     watch_t, changed_t = [], []
     with running_watch([*MLREPO_CMD, "watch", root], env=WATCH_DAEMON_ENV, cwd=PROJECT) as watch:
         log(f"  watch ready in {fmt_s(watch.ready_s)}: {watch.line}")
+        if "; answering ls and best" not in watch.line:  # it says why not (polling past the watch limit...)
+            why = watch.line.partition("not answering other commands: ")[2].partition("; Ctrl-C")[0]
+            return {"watch_ls": None, "watch_ls_changed": None, "watch_ready": stats([watch.ready_s]),
+                    "watch_line": watch.line, "watch_skipped": f"the watch did not answer: {why or watch.line}"}
         log(f"  warm, answered by mlrepo watch: {repeat} x (baseline, MLREPO_WATCH=require mlrepo ls ...)")
         for _ in range(repeat):
             base_t.append(run_timed(base, shell=True, capture=False)[0])
@@ -521,6 +534,8 @@ def markdown(results: dict) -> str:
         f"| CPU | {m['cpu']} |", f"| cores | {m['cores']} (usable: {m['cores_usable']}) |",
         f"| RAM | {m['ram_bytes'] / 2**30:.1f} GiB |" if m.get("ram_bytes") else "| RAM | ? |",
         f"| OS / kernel | {m['os']} |", f"| filesystem of benchmarks/data | {m['fs']} |",
+        f"| fs.inotify.max_user_watches (the watch polls, and does not answer, past 90% of it) | "
+        f"{m.get('max_user_watches')} |",
         f"| Python | {m['python']} |", f"| polars | {m['polars']} |",
         f"| orjson / PyYAML (C loader) | {m['orjson']} / {m['pyyaml']} ({m['pyyaml_c_loader']}) |",
         f"| mlrepo | {m['mlrepo']} at git {m['git'].get('head')}"
