@@ -247,12 +247,11 @@ class LiveIndex:
         if mark is None:
             return None
         self._reconciler.settled_before = max(self._reconciler.settled_before, mark)
-        while not self._router.drained(mark):
-            if time.monotonic() > deadline or self._stopping.is_set() or (cancel is not None and cancel.is_set()):
-                return None
-            self._router.hurry()
-            with self._router.wake:
-                self._router.wake.wait(0.05)
+        def give_up() -> bool:
+            return self._stopping.is_set() or (cancel is not None and cancel.is_set())
+
+        if not self._router.drain(mark, deadline, give_up):
+            return None
         # the folders this sync found were watched (or refused) before the cookie's event was read
         if self.mode != "inotify" or self.error or failed != self._failed_rounds or not self._watcher.all_watched():
             return None

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Literal
 
@@ -206,11 +206,21 @@ class Router:
             self.busy = False
             self.wake.notify_all()
 
-    def drained(self, mark: float) -> bool:
-        """Has every key whose first event came before ``mark`` been applied, and every resync asked for?"""
+    def drain(self, mark: float, until: float, give_up: Callable[[], bool]) -> bool:
+        """Make every key whose first event came before ``mark`` due now and wait until the worker applied them, and
+        every resync asked for; False at ``until`` or when ``give_up()``. Checked and waited under one lock, so the
+        worker's ``done`` is never missed."""
         with self.wake:
-            return (not self.busy and self.resync_reason is None
-                    and not any(p.first <= mark for p in self.pending.values()))
+            while (self.busy or self.resync_reason is not None
+                   or any(p.first <= mark for p in self.pending.values())):
+                now = time.monotonic()
+                if now > until or give_up():
+                    return False
+                for pend in self.pending.values():
+                    pend.due = min(pend.due, now)
+                self.wake.notify_all()
+                self.wake.wait(0.05)
+            return True
 
     def busy_before(self, when: float) -> bool:
         """Is the worker busy, or will a key be due before ``when``?"""

@@ -14,7 +14,7 @@ import re
 import threading
 
 from mlrepo.repo_index.readers import Place
-from mlrepo.repo_index.readers.history import thin
+from mlrepo.repo_index.readers.history import keeping, thin
 from mlrepo.repo_index.readers.parsing import MetaError, flatten, load_file
 from mlrepo.repo_index.records import Metric, ModelRecord, to_number
 
@@ -114,25 +114,35 @@ class HfTrainerReader:
         if not isinstance(history, list):
             rec.add_error(f"{STATE}: log_history is a {type(history).__name__}, expected a list")
             return
+        # every point of the run is in each checkpoint's state: a scan, which keeps no curves, takes the latest
+        # value of each metric without collecting the points (the bulk of reading a checkpoint)
+        keep = keeping()
+        latest: dict[str, float] = {}
         series: dict[str, list[tuple[int | None, float]]] = {}
+        metric_keys: dict[str, bool] = {}
         for entry in history:
             if not isinstance(entry, dict):
                 continue
-            step = entry.get("step")
+            step = entry.get("step") if keep else None
             if isinstance(step, bool) or not isinstance(step, (int, float)) or not math.isfinite(step):
                 step = None
             elif isinstance(step, float):
                 step = int(step)
             for key, raw in entry.items():
-                if not _is_metric(key):
+                is_metric = metric_keys.get(key)
+                if is_metric is None:
+                    is_metric = metric_keys[key] = _is_metric(key)
+                if not is_metric:
                     continue
                 value = to_number(raw)
                 if value is None:
                     continue
-                series.setdefault(key, []).append((step, value))
-        for key, points in series.items():
-            steps = thin([(s, v) for s, v in points if s is not None])
-            rec.metrics.append(Metric(name=key, value=points[-1][1], history=steps or None))
+                latest[key] = value
+                if keep:
+                    series.setdefault(key, []).append((step, value))
+        for key, value in latest.items():
+            steps = thin([(s, v) for s, v in series[key] if s is not None]) if keep else []
+            rec.metrics.append(Metric(name=key, value=value, history=steps or None))
 
     def _best_checkpoint(self, out_dir: str, own: dict | None) -> tuple[str | None, bool]:
         """The name of the checkpoint the newest state of ``out_dir`` calls best, and whether one is recorded."""

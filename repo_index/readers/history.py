@@ -28,6 +28,11 @@ def without_history() -> Iterator[None]:
         _KEEP.reset(token)
 
 
+def keeping() -> bool:
+    """Whether histories are kept here (not inside ``without_history``): a reader may skip collecting them."""
+    return _KEEP.get()
+
+
 def thin(points: Sequence[T], limit: int = MAX_POINTS) -> list[T]:
     """At most ``limit`` of ``points``, evenly spaced, first and last included, order kept; none inside
     ``without_history``."""
