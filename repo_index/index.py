@@ -192,11 +192,14 @@ def open_index(root: str | os.PathLike[str] = ".", *, rebuild: bool = False, use
             result = scanner.scan()
             parts = [scanned_rows(result)]
         rows = merge_rows(parts)
-        fresh, fresh_info, n_read = frame_of(rows), rows.info, rows.n
-        # drop the records before the collector is back, or its first pass walks every one of them (~0.1 s at 20k)
-        del parts, rows
+        # drop the records before the collector is back, or its first pass walks every one of them (~0.1 s at 20k);
+        # and before the frame is made, which is the peak of memory: the merged columns hold every value
+        del parts
         result.found.clear()
         result.store_found.clear()
+        fresh_info, n_read = rows.info, rows.n
+        fresh = frame_of(rows)
+        del rows
     reused = set(result.reused) | set(result.store_reused)
     if previous_frame is not None and fresh.is_empty() and len(reused) == previous_frame.height:
         raw, info = previous_frame, previous_info  # nothing changed: the cached table is the index

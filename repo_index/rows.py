@@ -175,7 +175,8 @@ def scanned_rows(result: ScanResult) -> Rows:
 
 
 def merge_rows(parts: Sequence[Rows]) -> Rows:
-    """Parts one after another; a param or metric column missing from a part is None there."""
+    """Parts one after another; a param or metric column missing from a part is None there. Each part's lists are
+    dropped once copied (the parts are not used again), so that two copies of a column never coexist."""
     if len(parts) == 1:
         return parts[0]
     merged = Rows(sum(p.n for p in parts))
@@ -185,11 +186,11 @@ def merge_rows(parts: Sequence[Rows]) -> Rows:
         for name in names:
             column: list[object] = []
             for part in parts:
-                column.extend(getattr(part, kind).get(name) or [None] * part.n)
+                column.extend(getattr(part, kind).pop(name, None) or [None] * part.n)
             target[name] = column
     for name, column in merged.base.items():
         for part in parts:
-            column.extend(part.base[name])
+            column.extend(part.base.pop(name))
     merged.info = merge_info(p.info for p in parts)
     return merged
 
