@@ -4,7 +4,6 @@ folder fsync that makes a new name survive a power cut, and the one test of whet
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 from typing import BinaryIO
 
@@ -41,6 +40,8 @@ def atomic_write(path: str, write: Callable[[BinaryIO], object], durable: bool =
     """Write through a temp file (``.tmp-*`` beside ``path``) and a rename, so a reader never sees half a file;
     ``durable`` also fsyncs the data before the rename and the folder after it (the journal and the ledger need
     that, the cache can always be rebuilt)."""
+    import tempfile  # here: the CLI's start (roots, TAB completion) imports this module, not tempfile's 4 ms
+
     folder = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
     try:

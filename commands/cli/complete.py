@@ -13,7 +13,6 @@ from typing import Any
 
 import click
 import orjson
-from mlrepo.repo_index.files import atomic_write
 
 VERSION = 1
 
@@ -38,6 +37,8 @@ def save_names(root: str, columns: list[str], metrics: list[str], ids: list[str]
                 return
     except OSError:
         pass
+    from mlrepo.repo_index.files import atomic_write  # tempfile and shutil: only when there is something to write
+
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         atomic_write(path, lambda fh: fh.write(data))

@@ -70,6 +70,9 @@ def user_config_path() -> str:
     explicit = os.environ.get(USER_CONFIG_ENV)
     if explicit:
         return os.path.abspath(os.path.expanduser(explicit))
+    if sys.platform.startswith("linux"):  # the XDG rule platformdirs follows here, without its 12 ms import
+        base = os.environ.get("XDG_CONFIG_HOME", "").strip() or os.path.expanduser("~/.config")
+        return os.path.join(base, "mlrepo", "config.toml")
     import platformdirs
 
     return os.path.join(platformdirs.user_config_dir("mlrepo"), "config.toml")
