@@ -34,6 +34,7 @@ import warnings
 from collections.abc import Callable, Iterable
 
 import polars as pl
+from mlrepo.repo_index.archived import LEDGER
 from mlrepo.repo_index.cache import Cache
 from mlrepo.repo_index.index import Index, RootError, open_index
 from mlrepo.repo_index.live.events import ChangeBatch, ChangeEvent
@@ -49,7 +50,6 @@ from mlrepo.repo_index.readers import (
     default_readers,
     default_store_readers,
 )
-from mlrepo.repo_index.archived import LEDGER
 from mlrepo.repo_index.state import STATE_DIR, state_dir
 
 log = logging.getLogger("mlrepo.live")
@@ -247,6 +247,7 @@ class LiveIndex:
         if mark is None:
             return None
         self._reconciler.settled_before = max(self._reconciler.settled_before, mark)
+
         def give_up() -> bool:
             return self._stopping.is_set() or (cancel is not None and cancel.is_set())
 

@@ -54,24 +54,35 @@ ObserverKind = Literal["auto", "polling", "native", "off"]  # "auto": inotify, p
 Mode = Literal["inotify", "native", "polling", "off"]  # "native": the platform's observer where it is not inotify
 
 
-def filesystem_type(path: str) -> str | None:
-    """The type of the file system ``path`` lives on (Linux: from /proc/self/mountinfo), or None."""
+def _mounts() -> list[tuple[str, str]] | None:
+    """Every mount point with its file system type (Linux: /proc/self/mountinfo), or None where it cannot be read."""
     try:
         with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as fh:
             lines = fh.read().splitlines()
     except OSError:
         return None
-    real = os.path.realpath(path)
-    best, fstype = -1, None
+    mounts = []
     for line in lines:
         left, _, right = line.partition(" - ")
         fields = left.split()
-        if len(fields) < 5 or not right:
-            continue
-        mount = fields[4].replace("\\040", " ")
+        if len(fields) >= 5 and right:
+            mounts.append((fields[4].replace("\\040", " "), right.split()[0]))
+    return mounts
+
+
+def _type_of(real: str, mounts: list[tuple[str, str]]) -> str | None:
+    """The type of the innermost mount that holds the real path ``real``."""
+    best, fstype = -1, None
+    for mount, kind in mounts:
         if (real == mount or real.startswith(mount.rstrip("/") + "/")) and len(mount) > best:
-            best, fstype = len(mount), right.split()[0]
+            best, fstype = len(mount), kind
     return fstype
+
+
+def filesystem_type(path: str) -> str | None:
+    """The type of the file system ``path`` lives on (Linux: from /proc/self/mountinfo), or None."""
+    mounts = _mounts()
+    return None if mounts is None else _type_of(os.path.realpath(path), mounts)
 
 
 #: File systems on which inotify sees every change to the tree (a sync's promise rests on it; see ``foreign_mount``)
@@ -82,24 +93,16 @@ LOCAL_FS = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "zfs", "f
 def foreign_mount(root: str) -> str | None:
     """A mount at or under ``root`` whose changes inotify may not see (anything but ``LOCAL_FS``: NFS, sshfs, a
     FUSE or VM share mounted inside the tree), as ``path (type)``; None when all of it is local."""
-    try:
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as fh:
-            lines = fh.read().splitlines()
-    except OSError:
+    mounts = _mounts()
+    if mounts is None:
         return root
     real = os.path.realpath(root)
-    own = filesystem_type(root)
+    own = _type_of(real, mounts)
     if own not in LOCAL_FS:
         return f"{real} ({own or 'unknown'})"
-    for line in lines:
-        left, _, right = line.partition(" - ")
-        fields = left.split()
-        if len(fields) < 5 or not right:
-            continue
-        mount = fields[4].replace("\\040", " ")
-        if mount.startswith(real.rstrip("/") + "/") and right.split()[0] not in LOCAL_FS:
-            return f"{mount} ({right.split()[0]})"
-    return None
+    inside = real.rstrip("/") + "/"
+    return next((f"{mount} ({kind})" for mount, kind in mounts if mount.startswith(inside) and kind not in LOCAL_FS),
+                None)
 
 
 def max_user_watches() -> int | None:
